@@ -1,0 +1,52 @@
+#!/bin/sh
+# Operation "initialize": marks the designated primary's empty data volume so that its entrypoint
+# runs initdb on first start (docs/container.md). Run once, when the stack is created; a later
+# change of pgha:primary is a role swap, never a new cluster.
+# Refuses when another server already holds a data directory: initializing beside it would
+# create a second, unrelated cluster.
+#
+# Environment: PGHA_SERVER (the primary), PGHA_IMAGE, PGHA_SERVERS (lines "name volume host|-").
+set -eu
+. "$(dirname "$0")/lib.sh"
+require_env PGHA_SERVER PGHA_IMAGE PGHA_SERVERS
+
+target_state=""
+target_host=""
+target_volume=""
+with_data=""
+while read -r name volume host; do
+    [ -n "$name" ] || continue
+    [ "$host" = "-" ] && host=""
+    state=$(volume_state "$host" "$volume" "$PGHA_IMAGE")
+    log "$name: data volume $volume on ${host:-the local engine}: $state"
+    if [ "$name" = "$PGHA_SERVER" ]; then
+        target_state=$state
+        target_host=$host
+        target_volume=$volume
+    elif [ "$state" = data ]; then
+        with_data="$with_data $name"
+    fi
+done <<LIST
+$PGHA_SERVERS
+LIST
+
+[ -n "$target_volume" ] || die "$PGHA_SERVER is not in PGHA_SERVERS"
+case $target_state in
+data)
+    log "$PGHA_SERVER already holds a data directory: the cluster exists, nothing to initialize"
+    exit 0
+    ;;
+initialize)
+    log "$PGHA_SERVER is already marked for initialization"
+    exit 0
+    ;;
+foreign)
+    die "$PGHA_SERVER's data volume $target_volume holds a non-empty pgdata that is not a PostgreSQL data directory; move it aside (nothing was changed)"
+    ;;
+esac
+if [ -n "$with_data" ]; then
+    die "refusing to initialize a new cluster on $PGHA_SERVER:${with_data} already hold(s) a data directory. Set pgha:primary to the server that was primary (pulumi config set pgha:primary <name>) and run pulumi up again; nothing was changed"
+fi
+docker_at "$target_host" run --rm --network none --label pgha.operation=initialize -v "$target_volume:/v" --entrypoint /bin/sh "$PGHA_IMAGE" -c \
+    'rm -rf /v/pgdata.partial && printf "server=%s\n" "$1" > /v/pgha-initialize.tmp && mv /v/pgha-initialize.tmp /v/pgha-initialize' sh "$PGHA_SERVER"
+log "$PGHA_SERVER marked: its entrypoint runs initdb on first start"

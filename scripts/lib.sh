@@ -1,0 +1,52 @@
+# Shared helpers of the operation scripts (sourced, POSIX sh). The operations run where Pulumi
+# runs (Command resources) and act on the servers' nodes through Docker: PGHA_DOCKER_HOST names the
+# engine of the node an operation works on ("" = the local engine or DOCKER_HOST).
+
+pgha_op=${pgha_op:-$(basename "$0" .sh)}
+pgha_scripts=$(cd "$(dirname "$0")" && pwd)
+
+log() { printf 'pgha %s: %s\n' "$pgha_op" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# require_env NAME...: every named variable is set and non-empty.
+require_env() {
+    for _name in "$@"; do
+        eval "_value=\${$_name:-}"
+        [ -n "$_value" ] || die "$_name is not set (the operations are run by the program's Command resources with their environment)"
+    done
+}
+
+# docker_at HOST ARGS...: docker against one engine ("" = the default one).
+docker_at() {
+    _host=$1
+    shift
+    if [ -n "$_host" ]; then docker -H "$_host" "$@"; else docker "$@"; fi
+}
+
+# volume_state HOST VOLUME IMAGE: what a data volume holds, read by a one-off container on the
+# volume's node: data (a PostgreSQL data directory), initialize (marked for initdb), partial (an
+# interrupted copy only), empty, or foreign (a non-empty pgdata that is not PostgreSQL's).
+volume_state() {
+    docker_at "$1" volume inspect "$2" >/dev/null 2>&1 || die "volume $2 does not exist on ${1:-the local engine}"
+    docker_at "$1" run --rm --network none --label pgha.operation="$pgha_op" -v "$2:/v" --entrypoint /bin/sh "$3" -c '
+        if [ -f /v/pgdata/PG_VERSION ]; then echo data
+        elif [ -e /v/pgdata ] && [ -n "$(ls -A /v/pgdata 2>/dev/null)" ]; then echo foreign
+        elif [ -e /v/pgha-initialize ]; then echo initialize
+        elif [ -e /v/pgdata.partial ]; then echo partial
+        else echo empty; fi'
+}
+
+# container_script SUBCOMMAND: the text a one-off container runs with `sh -s`: the passwords as
+# files in the container's tmpfs (they travel on stdin, never on a command line or in `docker
+# inspect`), then the entrypoint's functions and the requested subcommand.
+container_script() {
+    printf 'mkdir -p /dev/shm/pgha-secrets && chmod 700 /dev/shm/pgha-secrets\n'
+    printf 'printf %%s %s | base64 -d > /dev/shm/pgha-secrets/pgha-superuser-password\n' "$(printf %s "${PGHA_SUPERUSER_PASSWORD:-}" | base64 | tr -d '\n')"
+    printf 'printf %%s %s | base64 -d > /dev/shm/pgha-secrets/pgha-replicator-password\n' "$(printf %s "${PGHA_REPLICATOR_PASSWORD:-}" | base64 | tr -d '\n')"
+    printf 'PGHA_SECRETS_DIR=/dev/shm/pgha-secrets\nexport PGHA_SECRETS_DIR\n'
+    printf 'set -- %s\n' "$1"
+    cat "$pgha_scripts/entrypoint.sh"
+}

@@ -1,0 +1,44 @@
+#!/bin/sh
+# The test command (npm test): installs what the tests need, then runs them.
+#   scripts/test.sh          unit suite, then the end-to-end suite on the two-node lab swarm
+#   scripts/test.sh unit     unit suite only (no Docker): config, templates, graph, entrypoint
+#   scripts/test.sh e2e      end-to-end suite only: brings the lab up (scripts/lab.sh up), runs
+#                            the program against it, tears the lab down (PGHA_KEEP_LAB=1 keeps it)
+set -eu
+cd "$(dirname "$0")/.."
+what=${1:-all}
+case $what in all | unit | e2e) ;; *)
+    echo "usage: scripts/test.sh [unit|e2e]" >&2
+    exit 2
+    ;;
+esac
+
+t0=$(date +%s)
+phase() { echo "[test] $1 ($(($(date +%s) - t0)) s since start)"; }
+
+# npm packages, exactly as pinned in package-lock.json.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+    phase "npm packages installed"
+fi
+
+# PostgreSQL server binaries: the unit suite runs real servers (templates, entrypoint).
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { echo "PostgreSQL server binaries are missing: run as root or apt-get install postgresql-15" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
+    phase "PostgreSQL installed"
+fi
+
+status=0
+if [ "$what" != e2e ]; then
+    npx vitest run --config vitest.config.ts || status=$?
+    phase "unit suite done (exit $status)"
+fi
+if [ "$what" != unit ] && [ "$status" = 0 ]; then
+    if [ "${PGHA_KEEP_LAB:-}" != 1 ]; then trap 'sh scripts/lab.sh down >/dev/null 2>&1 || true' EXIT; fi
+    sh scripts/lab.sh up || { echo "[test] the lab swarm could not be brought up (Docker Engine must be able to start here; see above)" >&2; exit 1; }
+    phase "lab up"
+    npx vitest run --config vitest.e2e.config.ts || status=$?
+    phase "end-to-end suite done (exit $status)"
+fi
+exit "$status"

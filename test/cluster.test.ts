@@ -1,0 +1,238 @@
+// The declared graph of the whole program, evaluated by Pulumi's mock runtime: what `pulumi up`
+// would ask the docker and command providers to create, input by input.
+
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { Cluster } from "../components/cluster";
+import { validateConfig } from "../components/config";
+import { loadConfig } from "../components/stack-config";
+import { DeclaredResource, plaintextStrings, ProgramRun, runUnderMocks, unwrapSecrets, valueOf } from "./helpers/mock-program";
+
+const SUPERUSER = "su-Secret-4711";
+const REPLICATOR = "repl-Secret-0815";
+const secrets = { superuserPassword: SUPERUSER, replicatorPassword: REPLICATOR };
+
+const lab = {
+    network: { name: "pgha_lab", cidr: "10.0.201.0/24", gateway: "10.0.201.1" },
+    image: "pgha-postgres:15-lab",
+    servers: [
+        { name: "pg1", node: "node-a", dockerHost: "unix:///var/run/docker.sock", port: 15432 },
+        { name: "pg2", node: "node-b", dockerHost: "unix:///var/run/docker-b.sock", port: 15433 },
+        { name: "pg3", node: "node-b", dockerHost: "unix:///var/run/docker-b.sock" },
+    ],
+    primary: "pg1",
+};
+
+async function declare(config: Record<string, unknown>): Promise<ProgramRun & { cluster: Cluster }> {
+    let cluster: Cluster | undefined;
+    const run = await runUnderMocks(config, secrets, () => {
+        const loaded = loadConfig();
+        cluster = new Cluster("pgha", loaded);
+    });
+    return { ...run, cluster: cluster! };
+}
+
+const SERVICE = "docker:index/service:Service";
+const VOLUME = "docker:index/volume:Volume";
+const CONFIG = "docker:index/serviceConfig:ServiceConfig";
+const SECRET = "docker:index/secret:Secret";
+const COMMAND = "command:local:Command";
+
+function spec(r: DeclaredResource): any {
+    return unwrapSecrets(r.inputs);
+}
+
+function decode(r: DeclaredResource): string {
+    return Buffer.from(String(unwrapSecrets(r.inputs.data)), "base64").toString("utf8");
+}
+
+describe("the declared cluster", async () => {
+    const run = await declare(lab);
+
+    it("declares one attachable overlay network with the fixed subnet and gateway", () => {
+        const nets = run.ofType("docker:index/network:Network");
+        expect(nets).toHaveLength(1);
+        expect(spec(nets[0])).toMatchObject({
+            name: "pgha_lab",
+            driver: "overlay",
+            attachable: true,
+            ipamConfigs: [{ subnet: "10.0.201.0/24", gateway: "10.0.201.1" }],
+        });
+    });
+
+    it("declares one docker provider per distinct node engine", () => {
+        const providers = run.ofType("pulumi:providers:docker");
+        expect(providers.map((p) => p.inputs.host).sort()).toEqual(["unix:///var/run/docker-b.sock", "unix:///var/run/docker.sock"]);
+    });
+
+    for (const s of lab.servers) {
+        describe(`server ${s.name}`, () => {
+            it("has its data and archive volumes on its own node's engine, protected", () => {
+                for (const kind of ["data", "archive"]) {
+                    const v = run.byName(`${s.name}-${kind}`, VOLUME);
+                    expect(v.inputs.name).toBe(`${s.name}-${kind}`);
+                    expect(v.inputs.driver).toBe("local");
+                    const provider = run.ofType("pulumi:providers:docker").find((p) => v.provider?.includes(`::${p.name}::`));
+                    expect(provider?.inputs.host, `provider of ${v.name}: ${v.provider}`).toBe(s.dockerHost);
+                }
+            });
+
+            it("has one service, one replica, tethered to its node, named and reachable as itself", () => {
+                const svc = spec(run.byName(s.name, SERVICE));
+                expect(svc.name).toBe(s.name);
+                expect(svc.mode).toEqual({ replicated: { replicas: 1 } });
+                expect(svc.taskSpec.placement.constraints).toEqual([`node.hostname==${s.node}`]);
+                expect(svc.taskSpec.containerSpec.hostname).toBe(s.name);
+                expect(svc.taskSpec.containerSpec.image).toBe("pgha-postgres:15-lab");
+                expect(svc.taskSpec.networksAdvanceds).toEqual([{ name: "pgha-network-id", aliases: [s.name] }]);
+                expect(svc.endpointSpec.mode).toBe("dnsrr");
+                expect(svc.endpointSpec.ports).toEqual(s.port ? [{ targetPort: 5432, publishedPort: s.port, publishMode: "host", protocol: "tcp" }] : []);
+            });
+
+            it("mounts its own volumes, the rendered files and the secrets", () => {
+                const c = spec(run.byName(s.name, SERVICE)).taskSpec.containerSpec;
+                expect(c.mounts).toEqual([
+                    { type: "volume", source: `${s.name}-data`, target: "/var/lib/pgha/data" },
+                    { type: "volume", source: `${s.name}-archive`, target: "/var/lib/pgha/archive" },
+                ]);
+                expect(c.configs.map((x: any) => [x.fileName, x.fileMode])).toEqual([
+                    ["/etc/pgha/entrypoint.sh", 0o555],
+                    ["/etc/pgha/postgresql.conf", 0o444],
+                    ["/etc/pgha/pg_hba.conf", 0o444],
+                    ["/etc/pgha/server.conf", 0o444],
+                ]);
+                expect(c.configs.map((x: any) => x.configId)).toEqual(["pgha-entrypoint-id", "pgha-postgresql-conf-id", "pgha-pg-hba-conf-id", `${s.name}-server-conf-id`]);
+                expect(c.secrets.map((x: any) => [x.fileName, x.fileMode, x.fileUid, x.secretId])).toEqual([
+                    ["pgha-superuser-password", 0o400, "0", "pgha-superuser-password-id"],
+                    ["pgha-replicator-password", 0o400, "0", "pgha-replicator-password-id"],
+                ]);
+                expect(c.commands).toEqual(["/bin/sh", "/etc/pgha/entrypoint.sh"]);
+            });
+
+            it("has a healthcheck, a restart policy and a stop grace period for a clean shutdown", () => {
+                const t = spec(run.byName(s.name, SERVICE)).taskSpec;
+                expect(t.containerSpec.healthcheck.tests).toEqual(["CMD", "/bin/sh", "/etc/pgha/entrypoint.sh", "health"]);
+                expect(t.restartPolicy.condition).toBe("any");
+                expect(t.containerSpec.stopGracePeriod).toBe("120s");
+            });
+
+            it("names no role anywhere in its spec", () => {
+                const text = JSON.stringify(spec(run.byName(s.name, SERVICE)));
+                expect(text).not.toMatch(/primary|standby|PGHA_ROLE/i);
+                expect(spec(run.byName(s.name, SERVICE)).taskSpec.containerSpec.env).toEqual({
+                    PGHA_SERVER: s.name,
+                    PGHA_PEERS: lab.servers.filter((p) => p.name !== s.name).map((p) => p.name).join(","),
+                });
+            });
+
+            it("gets its own server.conf naming its peers", () => {
+                const text = decode(run.byName(`${s.name}-server-conf`, CONFIG));
+                expect(text).toContain(`primary_slot_name = '${s.name}'`);
+                expect(run.byName(`${s.name}-server-conf`, CONFIG).inputs.name).toBeUndefined();
+            });
+        });
+    }
+
+    it("ships the entrypoint, postgresql.conf and pg_hba.conf as auto-named configs", () => {
+        const entry = run.byName("pgha-entrypoint", CONFIG);
+        expect(decode(entry)).toBe(fs.readFileSync(path.join(__dirname, "..", "scripts", "entrypoint.sh"), "utf8"));
+        expect(decode(run.byName("pgha-postgresql-conf", CONFIG))).toContain("archive_mode = 'always'");
+        expect(decode(run.byName("pgha-pg-hba-conf", CONFIG))).toContain("10.0.201.0/24");
+        for (const c of run.ofType(CONFIG)) expect(c.inputs.name, c.name).toBeUndefined();
+    });
+
+    it("delivers the passwords as secret Docker secrets", () => {
+        const su = run.byName("pgha-superuser-password", SECRET);
+        expect(Buffer.from(String(unwrapSecrets(su.inputs.data)), "base64").toString()).toBe(SUPERUSER);
+        expect(plaintextStrings(su.inputs)).not.toContain(Buffer.from(SUPERUSER).toString("base64"));
+    });
+
+    it("never puts a secret in plaintext into any resource input", () => {
+        const needles = [SUPERUSER, REPLICATOR, Buffer.from(SUPERUSER).toString("base64"), Buffer.from(REPLICATOR).toString("base64")];
+        for (const r of run.resources) {
+            for (const text of plaintextStrings(r.inputs)) {
+                for (const n of needles) expect(text.includes(n), `${r.type} ${r.name} holds a password in plaintext`).toBe(false);
+            }
+        }
+        // ...and the check itself sees them where they are wrapped.
+        expect(JSON.stringify(unwrapSecrets(run.byName("pg2-bootstrap", COMMAND).inputs))).toContain(REPLICATOR);
+    });
+
+    it("initializes the cluster once, on the primary, and bootstraps every server without naming the primary", () => {
+        const init = run.byName("pgha-initialize", COMMAND);
+        expect(init.inputs.create).toBe("sh ./scripts/initialize.sh");
+        expect((init.inputs.environment as any).PGHA_SERVER).toBe("pg1");
+        for (const s of lab.servers) {
+            const b = spec(run.byName(`${s.name}-bootstrap`, COMMAND));
+            expect(b.create).toBe("sh ./scripts/bootstrap.sh");
+            expect(b.environment).toMatchObject({ PGHA_SERVER: s.name, PGHA_DATA_VOLUME: `${s.name}-data`, PGHA_DOCKER_HOST: s.dockerHost, PGHA_NETWORK: "pgha_lab" });
+        }
+    });
+
+    it("exports connection strings for writes and reads", () => {
+        expect(run.cluster.connectionStrings.readWrite).toBe("postgresql://pg1:5432,pg2:5432,pg3:5432/postgres?target_session_attrs=read-write");
+        expect(run.cluster.connectionStrings.readOnly).toContain("target_session_attrs=prefer-standby");
+        expect(run.cluster.primary).toBe("pg1");
+    });
+});
+
+describe("a role swap", async () => {
+    const before = await declare(lab);
+    const after = await declare({ ...lab, primary: "pg2" });
+
+    it("changes no input of any service, volume, config, secret, network or bootstrap", () => {
+        const key = (r: DeclaredResource) => `${r.type} ${r.name}`;
+        const a = new Map(after.resources.map((r) => [key(r), r]));
+        expect([...a.keys()].sort()).toEqual(before.resources.map(key).sort());
+        for (const r of before.resources) {
+            if (r.name === "pgha-initialize") continue; // ignoreChanges: it ran once, at creation
+            expect(unwrapSecrets(a.get(key(r))!.inputs), key(r)).toEqual(unwrapSecrets(r.inputs));
+        }
+    });
+});
+
+describe("the program's entry point", () => {
+    it("exports the primary, the servers and the connection strings", async () => {
+        let mod: any;
+        await runUnderMocks(lab, secrets, async () => {
+            mod = await import("../index");
+        });
+        expect(mod.primary).toBe("pg1");
+        expect(mod.readWriteConnectionString).toContain("target_session_attrs=read-write");
+        expect(Object.keys(mod.servers)).toEqual(["pg1", "pg2", "pg3"]);
+        expect(mod.servers.pg2.node).toBe("node-b");
+        expect(await valueOf(mod.servers.pg2.dataVolume)).toBe("pg2-data");
+        expect(await valueOf(mod.network)).toBe("pgha_lab");
+    });
+
+    it("declares nothing when the config is invalid", async () => {
+        let error: unknown;
+        const run = await runUnderMocks({ ...lab, primary: "pg9" }, secrets, () => {
+            try {
+                new Cluster("pgha", loadConfig());
+            } catch (e) {
+                error = e;
+            }
+        });
+        expect(String(error)).toMatch(/pgha:primary: 'pg9' is not among pgha:servers/);
+        expect(run.resources).toHaveLength(0);
+    });
+
+    it("declares nothing when a password is missing", async () => {
+        let error: unknown;
+        const run = await runUnderMocks(lab, { superuserPassword: SUPERUSER }, () => {
+            try {
+                new Cluster("pgha", loadConfig());
+            } catch (e) {
+                error = e;
+            }
+        });
+        expect(String(error)).toMatch(/pgha:replicatorPassword: missing/);
+        expect(run.resources).toHaveLength(0);
+    });
+
+    it("validates with the same rules as the pure validator", () => {
+        expect(() => validateConfig(lab)).not.toThrow();
+    });
+});

@@ -1,0 +1,12 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+import * as command from "@pulumi/command";
+const cfg = new pulumi.Config();
+const pw = cfg.requireSecret("pw");
+const p = new docker.Provider("b", { host: "unix:///var/run/docker-b.sock" });
+const net = new docker.Network("net", { driver: "overlay", attachable: true, ipamConfigs: [{ subnet: "10.0.250.0/24" }] });
+const sec = new docker.Secret("s", { data: pw.apply(x => Buffer.from(x).toString("base64")) });
+const c = new command.local.Command("c", { create: "echo hi", environment: { A: pw, B: "x" }, triggers: [net.id] }, { dependsOn: [sec], protect: true, ignoreChanges: ["create"] });
+export const netId = net.id;
+export const secName = sec.name;
+export const out = c.stdout;
