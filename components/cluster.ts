@@ -40,6 +40,7 @@ export class Cluster extends pulumi.ComponentResource {
     public readonly servers: Record<string, Server> = {};
     public readonly initializeCommand: command.local.Command;
     public readonly bootstraps: Record<string, command.local.Command> = {};
+    public readonly switchover: command.local.Command;
     public readonly primary: string;
     public readonly connectionStrings: { readWrite: string; readOnly: string };
     public readonly serverOutputs: Record<string, ServerOutputs> = {};
@@ -108,6 +109,9 @@ export class Cluster extends pulumi.ComponentResource {
             })),
         );
 
+        // "name host" lines: the engine each server's node-local work goes to.
+        const serverHosts = cfg.servers.map((s) => `${s.name} ${dockerHostOf(s) || "-"}`).join("\n");
+
         // Initialize: mark the designated primary's empty data volume so its entrypoint runs
         // initdb on first start. Runs once, when the stack is first brought up: later changes of
         // pgha:primary are role swaps, not a new cluster, so they must not re-run it.
@@ -155,6 +159,23 @@ export class Cluster extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [this.initializeCommand, ...services] },
             );
         }
+
+        // Switchover: its trigger is the value of pgha:primary, so changing it replaces this
+        // Command (and nothing else): the new one makes the named server primary. Harmless
+        // when it already is (first creation, or a server added).
+        this.switchover = new command.local.Command(
+            `${name}-switchover`,
+            {
+                create: script("switchover.sh"),
+                environment: {
+                    PGHA_PRIMARY: cfg.primary,
+                    PGHA_SERVERS: serverHosts,
+                },
+                triggers: [cfg.primary],
+                logging: "stderr",
+            },
+            { parent: this, dependsOn: Object.values(this.bootstraps) },
+        );
 
         this.primary = cfg.primary;
         this.connectionStrings = connectionStrings(cfg);

@@ -714,6 +714,79 @@ WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '$server');
 	log "$server streams from $_primary"
 }
 
+# ---------------------------------------------------------------------------
+# Role operations, run in a server's container by the host-side operations
+# (docker exec <container> /bin/sh /etc/pgha/entrypoint.sh <subcommand>).
+# ---------------------------------------------------------------------------
+
+# local_sql SQL: run SQL as postgres on this server's socket, print the rows.
+local_sql() {
+	_port=5432 _sock=$PGHA_SOCKET_DIR
+	if read_pidfile "$pgdata"; then _port=${pm_port:-$_port} _sock=${pm_sock:-$_sock}; fi
+	printf '%s\n' "$1" | as_pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres
+}
+
+sql_cmd() {
+	[ $# -eq 1 ] || die "usage: entrypoint.sh sql <statement>"
+	find_pg_bin
+	find_pg_user
+	local_sql "$1"
+}
+
+# demote: stop this primary cleanly so that it comes back as a standby.
+# standby.signal goes in first and the hold file keeps the entrypoint from
+# restarting PostgreSQL until `resume` (or `undemote`), so that the shutdown
+# checkpoint can be read and compared with the new primary's position.
+# Prints "checkpoint <LSN> timeline <TLI>" of the shutdown checkpoint.
+demote() {
+	find_pg_bin
+	find_pg_user
+	[ "$(local_sql 'SELECT pg_is_in_recovery()')" = f ] || die "demote: $server is not a primary"
+	: >"$hold"
+	as_pg touch "$pgdata/standby.signal"
+	if ! as_pg pg_ctl stop -D "$pgdata" -m fast -w -t 120 >/dev/null; then
+		rm -f "$pgdata/standby.signal" "$hold"
+		die "demote: pg_ctl stop failed; $server stays primary"
+	fi
+	_cd=$(as_pg pg_controldata -D "$pgdata")
+	_state=$(printf '%s\n' "$_cd" | sed -n 's/^Database cluster state: *//p')
+	_lsn=$(printf '%s\n' "$_cd" | sed -n 's/^Latest checkpoint location: *//p')
+	_tli=$(printf '%s\n' "$_cd" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
+	if [ "$_state" != "shut down" ] || [ -z "$_lsn" ]; then
+		log "demote: unexpected control data after the stop (state '$_state'); bringing $server back as primary"
+		undemote
+		die "demote: $server did not shut down cleanly"
+	fi
+	printf 'checkpoint %s timeline %s\n' "$_lsn" "$_tli"
+}
+
+# resume: let the entrypoint start PostgreSQL again (as a standby after demote).
+resume() { rm -f "$hold"; }
+
+# undemote: abort a demote: remove standby.signal, then resume as primary.
+undemote() {
+	rm -f "$pgdata/standby.signal"
+	rm -f "$hold"
+}
+
+# promote LSN: wait until this standby has replayed past LSN (the old primary's
+# shutdown checkpoint record starts there: replay beyond it means the whole
+# record, the last WAL the old primary wrote, is here), then promote. One
+# session, no fixed sleep: the check polls every 2 ms.
+promote() {
+	[ $# -eq 2 ] || die "usage: entrypoint.sh promote <lsn> <timeout-seconds>"
+	case $1 in *[!0-9A-Fa-f/]* | '') die "promote: '$1' is not an LSN" ;; esac
+	case $2 in *[!0-9]* | '') die "promote: '$2' is not a number of seconds" ;; esac
+	find_pg_bin
+	find_pg_user
+	local_sql "SET statement_timeout = '${2}s';
+DO \$\$ BEGIN
+  IF NOT pg_is_in_recovery() THEN RAISE EXCEPTION '% is not a standby', current_setting('cluster_name'); END IF;
+  WHILE coalesce(pg_last_wal_replay_lsn() <= '$1'::pg_lsn, true) LOOP PERFORM pg_sleep(0.002); END LOOP;
+END \$\$;
+SELECT pg_promote(true, $2);"
+}
+
 case ${1:-} in
 '' | run | postgres)
 	[ $# -le 1 ] || die "usage: entrypoint.sh [run | health | archive <path> <file> | restore <file> <path>]"
@@ -723,5 +796,10 @@ health) health ;;
 archive) shift; archive "$@" ;;
 restore) shift; restore "$@" ;;
 basebackup) basebackup ;;
-*) die "unknown subcommand '$1'; usage: entrypoint.sh [run | health | archive <path> <file> | restore <file> <path> | basebackup]" ;;
+sql) shift; sql_cmd "$@" ;;
+demote) demote ;;
+resume) resume ;;
+undemote) undemote ;;
+promote) shift; promote "$@" ;;
+*) die "unknown subcommand '$1'; usage: entrypoint.sh [run | health | archive <path> <file> | restore <file> <path> | basebackup | sql <statement> | demote | resume | undemote | promote <lsn> <seconds>]" ;;
 esac

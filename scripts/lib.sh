@@ -50,3 +50,56 @@ container_script() {
     printf 'set -- %s\n' "$1"
     cat "$pgha_scripts/entrypoint.sh"
 }
+
+# now_ms: milliseconds since the epoch (GNU date).
+now_ms() { date +%s%3N; }
+
+# server_host NAME: the engine of NAME's node, from PGHA_SERVERS (lines "name host|-").
+server_host() {
+    _h=$(printf '%s\n' "$PGHA_SERVERS" | awk -v n="$1" '$1 == n { print $2; exit }')
+    [ -n "$_h" ] || die "$1 is not one of the servers (${PGHA_SERVERS_NAMES:-$(printf '%s\n' "$PGHA_SERVERS" | awk '{print $1}' | tr '\n' ' ')})"
+    [ "$_h" = "-" ] && _h=""
+    printf '%s' "$_h"
+}
+
+# server_container NAME: the running container of NAME's service on its node ("" when none).
+server_container() {
+    docker_at "$(server_host "$1")" ps -q --filter "label=com.docker.swarm.service.name=$1" --filter status=running | head -n 1
+}
+
+# in_server NAME SUBCOMMAND ARGS...: run an entrypoint subcommand in NAME's container.
+in_server() {
+    _n=$1
+    shift
+    _c=$(server_container "$_n")
+    [ -n "$_c" ] || { log "$_n has no running container"; return 1; }
+    docker_at "$(server_host "$_n")" exec "$_c" /bin/sh /etc/pgha/entrypoint.sh "$@"
+}
+
+# server_sql NAME SQL: rows of SQL run as postgres on NAME.
+server_sql() { in_server "$1" sql "$2"; }
+
+# role_of NAME: primary, standby or down.
+role_of() {
+    case $(server_sql "$1" 'SELECT pg_is_in_recovery()' 2>/dev/null) in
+    f) echo primary ;;
+    t) echo standby ;;
+    *) echo down ;;
+    esac
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND every 100 ms until it succeeds.
+wait_until() {
+    _limit=$(($(now_ms) + $1 * 1000))
+    _what=$2
+    shift 2
+    _next_log=$(($(now_ms) + 5000))
+    until "$@"; do
+        [ "$(now_ms)" -lt "$_limit" ] || return 1
+        if [ "$(now_ms)" -ge "$_next_log" ]; then
+            log "still waiting for $_what"
+            _next_log=$(($(now_ms) + 5000))
+        fi
+        sleep 0.1
+    done
+}

@@ -181,14 +181,26 @@ describe("a role swap", async () => {
     const before = await declare(lab);
     const after = await declare({ ...lab, primary: "pg2" });
 
-    it("changes no input of any service, volume, config, secret, network or bootstrap", () => {
+    it("changes the switchover Command's trigger and no input of anything else", () => {
         const key = (r: DeclaredResource) => `${r.type} ${r.name}`;
         const a = new Map(after.resources.map((r) => [key(r), r]));
         expect([...a.keys()].sort()).toEqual(before.resources.map(key).sort());
-        for (const r of before.resources) {
-            if (r.name === "pgha-initialize") continue; // ignoreChanges: it ran once, at creation
-            expect(unwrapSecrets(a.get(key(r))!.inputs), key(r)).toEqual(unwrapSecrets(r.inputs));
-        }
+        const changed = before.resources
+            .filter((r) => JSON.stringify(unwrapSecrets(a.get(key(r))!.inputs)) !== JSON.stringify(unwrapSecrets(r.inputs)))
+            .map((r) => r.name);
+        // initialize has ignoreChanges on its inputs: it ran once, at creation, and stays as it was
+        expect(changed.sort()).toEqual(["pgha-initialize", "pgha-switchover"]);
+        expect(before.byName("pgha-switchover", COMMAND).inputs.triggers).toEqual(["pg1"]);
+        expect(after.byName("pgha-switchover", COMMAND).inputs.triggers).toEqual(["pg2"]);
+        expect((after.byName("pgha-switchover", COMMAND).inputs.environment as any).PGHA_PRIMARY).toBe("pg2");
+    });
+
+    it("runs the switchover only after every server is bootstrapped", async () => {
+        // Slow bootstraps: the switchover must still be created after all of them.
+        const slow = await runUnderMocks({ ...lab, primary: "pg2" }, secrets, () => new Cluster("pgha", loadConfig()), (type, name) => (name.endsWith("-bootstrap") ? 200 : 0));
+        const order = slow.resources.map((r) => r.name);
+        expect(slow.byName("pgha-switchover", COMMAND).inputs.create).toBe("sh ./scripts/switchover.sh");
+        for (const s of lab.servers) expect(order.indexOf("pgha-switchover")).toBeGreaterThan(order.indexOf(`${s.name}-bootstrap`));
     });
 });
 

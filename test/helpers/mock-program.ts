@@ -52,6 +52,8 @@ export async function runUnderMocks(
     config: Record<string, unknown>,
     secrets: Record<string, string>,
     body: () => Promise<unknown> | unknown,
+    /** Milliseconds the mock provider takes to create a resource (to expose ordering). */
+    latency: (type: string, name: string) => number = () => 0,
 ): Promise<ProgramRun> {
     const all: Record<string, string> = {};
     for (const [k, v] of Object.entries(config)) all[`pgha:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
@@ -60,7 +62,9 @@ export async function runUnderMocks(
     const resources: DeclaredResource[] = [];
     await pulumi.runtime.setMocks(
         {
-            newResource(args: pulumi.runtime.MockResourceArgs) {
+            async newResource(args: pulumi.runtime.MockResourceArgs) {
+                const ms = latency(args.type, args.name);
+                if (ms > 0) await new Promise((r) => setTimeout(r, ms));
                 resources.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, custom: args.custom ?? true });
                 const state: Record<string, unknown> = { ...args.inputs };
                 if (state.name === undefined) state.name = `${args.name}-0000000`;
