@@ -156,6 +156,7 @@ ensure_packages() {
 	command -v debootstrap >/dev/null 2>&1 || _missing="$_missing debootstrap"
 	command -v ip >/dev/null 2>&1 || _missing="$_missing iproute2"
 	command -v iptables >/dev/null 2>&1 || _missing="$_missing iptables"
+	command -v ps >/dev/null 2>&1 || _missing="$_missing procps"
 	if [ -z "$_missing" ]; then
 		say "packages present ($(dockerd --version 2>/dev/null | sed 's/,.*//'))"
 		return 0
@@ -490,9 +491,12 @@ build_rootfs() { # build_rootfs TARBALL
 	unmount_under "$_dir"
 	rm -rf --one-file-system "$_dir"
 	mkdir -p "$_dir"
+	# in the background so that `set -e` holds inside the recipe (it would not on the left of ||)
 	_rc=0
-	(recipe_rootfs "$_dir" "$_mirror") </dev/null >"$LAB_LOG/debootstrap.log" 2>&1 || _rc=$?
+	(recipe_rootfs "$_dir" "$_mirror") </dev/null >"$LAB_LOG/debootstrap.log" 2>&1 &
+	wait $! || _rc=$?
 	unmount_under "$_dir" # debootstrap leaves /proc, /sys mounted when it fails
+	[ "$_rc" -ne 0 ] || [ -x "$_dir/usr/lib/postgresql/$PG_VERSION/bin/postgres" ] || _rc=1
 	if [ "$_rc" -eq 0 ]; then
 		tar -C "$_dir" --numeric-owner -cf "$1.tmp" . && mv "$1.tmp" "$1" || _rc=$?
 	fi
@@ -557,6 +561,13 @@ cmd_up() {
 	_t0=$(now)
 	lock
 	_t=$(now); ensure_packages; say "phase packages done ($(since "$_t"))"
+	# change nothing while an engine the lab did not start holds one of the sockets
+	for _s in "$SOCK_A:$DATA_A" "$SOCK_B:$DATA_B"; do
+		! answers "${_s%%:*}" || ours "${_s%%:*}" "${_s#*:}" ||
+			die "a Docker engine that the lab did not start answers on ${_s%%:*} (data root:" \
+				"$(timeout 10 docker -H "unix://${_s%%:*}" info --format '{{.DockerRootDir}}' 2>/dev/null));" \
+				"stop it first, the lab will not touch it"
+	done
 	ensure_network
 	start_engine_a
 	start_engine_b
