@@ -323,6 +323,7 @@ remove_node_b() {
 ensure_network() {
 	_t=$(now)
 	if answers "$SOCK_B" && ours "$SOCK_B" "$DATA_B" && network_ok; then
+		ip netns exec "$NETNS" sysctl -qw net.ipv4.ip_forward=1 # see below
 		say "namespace $NETNS and veth up, engine B running"
 		return 0
 	fi
@@ -342,6 +343,10 @@ ensure_network() {
 	ip -n "$NETNS" addr add "$ADDR_B/$PREFIX" dev "$VETH_NS"
 	ip -n "$NETNS" link set "$VETH_NS" up
 	# no default route in the namespace: node B reaches the host and nothing else
+	# Forwarding inside the namespace only (not the host): a port a service publishes on node B
+	# (host mode) is DNAT-ed from the veth to its container's bridge, which needs forwarding
+	# between the namespace's own links; with no default route nothing goes further.
+	ip netns exec "$NETNS" sysctl -qw net.ipv4.ip_forward=1
 	wait_until 10 network_ok || die "veth pair did not come up"
 	say "network ready ($(since "$_t"))"
 }
