@@ -77,8 +77,14 @@ function printPlan(r: EngineResult) {
         }
     }
     lines.push(summaryLine(r.summary, true));
-    process.stdout.write(lines.join("\n") + "\n");
+    print(lines.join("\n") + "\n");
 }
+
+// stdout carries only the engine's result (outputs / plan): whatever the program or a library
+// prints while the engine runs goes to stderr, as Pulumi shows it among the diagnostics
+const stdoutWrite = process.stdout.write.bind(process.stdout);
+process.stdout.write = ((chunk: any, ...rest: any[]) => (process.stderr.write as any)(chunk, ...rest)) as any;
+const print = (text: string) => stdoutWrite(text);
 
 async function main() {
     const args = parseArgs(process.argv.slice(2));
@@ -88,7 +94,7 @@ async function main() {
     } catch (e) {
         if (e instanceof EngineError) {
             if (args.op === "preview") {
-                if (args.json) process.stdout.write(JSON.stringify({ ...e.result, ok: false }, null, 2) + "\n");
+                if (args.json) print(JSON.stringify({ ...e.result, ok: false }, null, 2) + "\n");
                 else printPlan(e.result);
             }
             process.stderr.write(`[engine] error: ${e.message}\n`);
@@ -98,10 +104,10 @@ async function main() {
         process.exit(1);
     }
     if (args.op === "preview") {
-        if (args.json) process.stdout.write(JSON.stringify({ ...result, ok: true }, null, 2) + "\n");
+        if (args.json) print(JSON.stringify({ ...result, ok: true }, null, 2) + "\n");
         else printPlan(result);
     } else if (args.op === "up") {
-        process.stdout.write(JSON.stringify(result.outputs, null, 2) + "\n");
+        print(JSON.stringify(result.outputs, null, 2) + "\n");
     }
     process.exit(0);
 }

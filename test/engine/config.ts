@@ -56,9 +56,18 @@ export function loadStackConfig(programDir: string, stack: string, sets: Record<
 
     // stack file
     const stackFile = path.join(programDir, `Pulumi.${stack}.yaml`);
-    const secretsEnv: Record<string, unknown> = process.env.PGHA_ENGINE_SECRETS
-        ? JSON.parse(process.env.PGHA_ENGINE_SECRETS)
-        : {};
+    let secretsEnv: Record<string, unknown> = {};
+    if (process.env.PGHA_ENGINE_SECRETS) {
+        try {
+            secretsEnv = JSON.parse(process.env.PGHA_ENGINE_SECRETS);
+        } catch {
+            // (the parser's message would quote the text)
+            throw new Error("PGHA_ENGINE_SECRETS is not valid JSON (expected an object of config key → value)");
+        }
+        if (secretsEnv === null || typeof secretsEnv !== "object" || Array.isArray(secretsEnv)) {
+            throw new Error("PGHA_ENGINE_SECRETS must be a JSON object of config key → value");
+        }
+    }
     const secretEnvKeys = new Set(Object.keys(secretsEnv).map((k) => qualify(project, k)));
     if (fs.existsSync(stackFile)) {
         const doc = YAML.parse(fs.readFileSync(stackFile, "utf8")) ?? {};

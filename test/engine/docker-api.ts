@@ -82,8 +82,12 @@ export class DockerApi {
                     res.on("error", reject);
                 },
             );
-            if (opts.timeoutMs !== undefined) {
-                req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms`)));
+            // no Engine API call of the test engine should take long: a stuck daemon fails the run
+            const timeoutMs = opts.timeoutMs ?? (opts.signal ? undefined : 120_000);
+            if (timeoutMs !== undefined) {
+                req.setTimeout(timeoutMs, () =>
+                    req.destroy(new Error(`docker ${this.host}: ${method} ${path.split("?")[0]}: no answer after ${timeoutMs} ms`)),
+                );
             }
             req.on("error", (e) => reject(e));
             if (payload) {

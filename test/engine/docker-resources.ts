@@ -129,6 +129,7 @@ function networkBody(goal: Goal, name: string) {
 
 export const networkHandler: Handler = {
     usesDocker: true,
+    setFields: ["labels", "ipamConfigs"],
     check(goal) {
         networkBody(goal, "x");
     },
@@ -185,6 +186,7 @@ function volumeBody(goal: Goal, name: string) {
 
 export const volumeHandler: Handler = {
     usesDocker: true,
+    setFields: ["labels"],
     check(goal) {
         volumeBody(goal, "x");
     },
@@ -242,6 +244,7 @@ function blobBody(goal: Goal, name: string) {
 function blobHandler(kind: "configs" | "secrets"): Handler {
     return {
         usesDocker: true,
+        setFields: ["labels"],
         check(goal) {
             blobBody(goal, "x");
         },
@@ -541,11 +544,11 @@ function serviceSpec(goal: Goal, name: string): ServiceTranslation {
     if (mode) {
         const global = mode.bool("global");
         const repl = mode.obj_("replicated");
-        if (global && repl) throw new Error(`${res}: input mode: global conflicts with replicated`);
+        if (global === true && repl) throw new Error(`${res}: input mode: global conflicts with replicated`);
         if (repl) {
             spec.Mode.Replicated = { Replicas: repl.num("replicas") ?? 1 };
             repl.done();
-        } else if (global) {
+        } else if (global === true) {
             spec.Mode.Global = {};
         }
         mode.done();
@@ -706,6 +709,23 @@ async function removeService(ctx: Ctx, api: DockerApi, id: string, name: string,
 
 export const serviceHandler: Handler = {
     usesDocker: true,
+    // TypeSet fields of docker_service's schema
+    setFields: [
+        "labels",
+        "taskSpec.containerSpec.labels",
+        "taskSpec.containerSpec.mounts[*].volumeOptions.labels",
+        "taskSpec.containerSpec.mounts",
+        "taskSpec.containerSpec.secrets",
+        "taskSpec.containerSpec.configs",
+        "taskSpec.containerSpec.capAdds",
+        "taskSpec.containerSpec.capDrops",
+        "taskSpec.placement.constraints",
+        "taskSpec.placement.prefs",
+        "taskSpec.placement.platforms",
+        "taskSpec.networksAdvanceds[*].aliases",
+        "taskSpec.networksAdvanceds[*].driverOpts",
+        "taskSpec.networksAdvanceds",
+    ],
     check(goal) {
         serviceSpec(goal, "x");
     },

@@ -3,7 +3,6 @@
 // mock's registerResource, plans and applies each declared resource for real (Docker Engine API,
 // local commands), keeping a state file keyed by URN. Test-only; not part of the product.
 import * as crypto from "node:crypto";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { commandHandler } from "./command-resource";
@@ -15,9 +14,9 @@ import type { Ctx, Existing, Goal, Handler } from "./handler";
 import { readState, secretBox, writeState, type StateEntry, type StateFile } from "./state";
 import {
     applyIgnoreChanges,
-    containsUnknown,
     diffProps,
     isPlainObject,
+    normalizeSets,
     parsePath,
     pathsOverlap,
     SecretValue,
@@ -242,6 +241,11 @@ class Deployment {
         this.config = loadStackConfig(opts.programDir, opts.stack, opts.sets);
         this.state = readState(opts.statePath, this.config.project, opts.stack);
         this.box = secretBox(opts.statePath, this.state.salt, !this.preview);
+        for (const k of Object.keys(this.config.values)) {
+            if (k.startsWith("docker:") && k !== "docker:host") {
+                throw new UntranslatedFieldError(`config ${k}: default docker provider settings other than docker:host are not supported by the test engine`);
+            }
+        }
         for (const s of this.config.secretValues) if (s.length >= 4) this.secrets.add(s);
         for (const e of this.state.resources) {
             if (e.pendingDelete) this.pending.push(e);
@@ -296,7 +300,7 @@ class Deployment {
 
     private record(step: Step) {
         this.steps.push(step);
-        const sym = SYMBOL[step.op].padEnd(2);
+        const sym = SYMBOL[step.op];
         const extra: string[] = [];
         if (step.durationMs !== undefined) extra.push(`(${(step.durationMs / 1000).toFixed(1)}s)`);
         if (step.diffs?.length) extra.push(`[diff: ${step.diffs.join(", ")}]`);
@@ -423,7 +427,7 @@ class Deployment {
         if (old) {
             existing = this.existing(old);
             inputs = applyIgnoreChanges(existing.inputs, declared, opts.ignoreChanges);
-            diffs = diffProps(this.box, existing.inputs, inputs);
+            diffs = diffProps(this.box, normalizeSets(existing.inputs, handler.setFields ?? []), normalizeSets(inputs, handler.setFields ?? []));
             replaceReasons = handler.replacePaths(diffs, { urn, type, name, inputs, engine });
             for (const pat of opts.replaceOnChanges) {
                 const ps = parsePath(pat);
@@ -444,14 +448,17 @@ class Deployment {
             }
             return r;
         };
+        // Secrets are kept as hashes; a command's also as ciphertext, because its delete (and its
+        // update's PULUMI_COMMAND_STDOUT) needs the old values. Docker objects need no old secret.
+        const encrypt = !handler.usesDocker;
         const entryFor = (id: string | undefined, outputs: Props, seq: number): StateEntry => {
             this.learnSecrets(outputs);
             return {
                 ...base,
                 id,
                 engine,
-                inputs: this.box.store(inputs) as any,
-                outputs: this.box.store(outputs) as any,
+                inputs: this.box.store(normalizeSets(inputs, handler.setFields ?? []), encrypt) as any,
+                outputs: this.box.store(outputs, encrypt) as any,
                 sequence: seq,
             };
         };
@@ -462,7 +469,10 @@ class Deployment {
             this.news.set(urn, entry);
             this.record({ op: "same", urn, type, name });
             this.persist();
-            return { id: old.id, state: toPulumi(existing.outputs) };
+            // inputs are equal to the recorded ones: the declared values stand for the recorded ones
+            // (secret inputs of docker objects are recorded as hashes only)
+            const outputs = handler.usesDocker ? { ...existing.outputs, ...asSecretOutputs(inputs) } : existing.outputs;
+            return { id: old.id, state: toPulumi(outputs) };
         }
 
         const started = Date.now();
@@ -513,7 +523,7 @@ class Deployment {
             return { id: undefined, state: toPulumi(asSecretOutputs(handler.previewOutputs(goal))) };
         }
         if (dbr) {
-            await this.deleteEntry(old, handler, false);
+            await this.deleteEntry(old, handler, true);
             this.goneOlds.add(urn);
             this.persist();
             const res = await handler.create(this.ctx, goal);
@@ -609,7 +619,10 @@ class Deployment {
                     throw new Error("internal: the test engine's monitor handles registrations");
                 },
                 call: (args: pulumi.runtime.MockCallArgs) => {
-                    throw new UntranslatedFieldError(`invoke ${args.token} is not supported by the test engine`);
+                    const e: any = new UntranslatedFieldError(`invoke ${args.token} is not supported by the test engine`);
+                    e.details = e.message; // the runtime reports invoke errors by their gRPC `details`
+                    this.fail(e);
+                    throw e;
                 },
             },
             cfg.project,
@@ -622,23 +635,36 @@ class Deployment {
         const monitor = settings.getMonitor();
         monitor.registerResource = (req: any, cb: (err: any, resp?: any) => void) => {
             const urn: string = monitor.newUrn(req.getParent(), req.getType(), req.getName());
+            this.inFlight++;
+            const reply = (err: any, resp?: any) => {
+                this.inFlight--;
+                cb(err, resp);
+            };
             this.register(req, urn).then(
                 async (result) => {
-                    const serialized = await rpc.serializeProperties("", result.state ?? {});
-                    monitor.resources.set(urn, { urn, id: result.id ?? null, state: serialized });
-                    const resp = new resproto.RegisterResourceResponse();
-                    resp.setUrn(urn);
-                    resp.setId(result.id || "");
-                    resp.setObject(structproto.Struct.fromJavaScript(serialized));
-                    cb(null, resp);
+                    let resp: any;
+                    try {
+                        const serialized = await rpc.serializeProperties("", result.state ?? {});
+                        monitor.resources.set(urn, { urn, id: result.id ?? null, state: serialized });
+                        resp = new resproto.RegisterResourceResponse();
+                        resp.setUrn(urn);
+                        resp.setId(result.id || "");
+                        resp.setObject(structproto.Struct.fromJavaScript(serialized));
+                    } catch (e) {
+                        this.fail(e);
+                        reply(e, undefined);
+                        return;
+                    }
+                    reply(null, resp);
                 },
-                (err) => cb(err, undefined),
+                (err) => reply(err, undefined),
             );
         };
         monitor.readResource = (req: any, cb: (err: any) => void) => {
-            const e = new UntranslatedFieldError(
+            const e: any = new UntranslatedFieldError(
                 `${req.getType()} ${req.getName()}: reading existing resources (.get) is not supported by the test engine`,
             );
+            e.details = e.message;
             this.fail(e);
             cb(e);
         };
@@ -669,7 +695,7 @@ class Deployment {
             }
             // every registration (and its apply) must be finished before outputs are read: outputs of
             // resources that failed, or never registered because a dependency failed, never resolve
-            await settings.waitForRPCs();
+            await this.waitForRegistrations();
             if (!this.failed) {
                 for (const [k, v] of Object.entries(exported)) {
                     if (v === undefined) continue;
@@ -684,7 +710,7 @@ class Deployment {
                         this.fail(e);
                     }
                 }
-                await settings.waitForRPCs();
+                await this.waitForRegistrations();
             }
         } catch (e) {
             this.fail(e);
@@ -700,6 +726,25 @@ class Deployment {
 
     get failure() {
         return this.failed;
+    }
+
+    private inFlight = 0;
+
+    /**
+     * Waits until every registration is answered. After a failure, resources that depend on a
+     * resource that never registered would wait forever (the Pulumi language host ends the program
+     * on the first error): once nothing is in flight for a second, the run stops waiting.
+     */
+    private async waitForRegistrations() {
+        const all = settings.waitForRPCs().then(() => "done");
+        let quiet = 0;
+        for (;;) {
+            const r = await Promise.race([all, new Promise((res) => setTimeout(() => res("tick"), 250))]);
+            if (r === "done") return;
+            if (this.failed && this.inFlight === 0) {
+                if (++quiet >= 4) return;
+            } else quiet = 0;
+        }
     }
 
     summary(): Record<string, number> {
@@ -800,7 +845,6 @@ export class EngineError extends Error {
     }
 }
 
-export { containsUnknown, summaryLine };
+export { summaryLine };
 export const _internal = { fromPulumi, toPulumi, deletionOrder };
 export const defaultProgramDir = path.resolve(__dirname, "..", "..");
-void fs;

@@ -7,11 +7,15 @@ export class UntranslatedFieldError extends Error {}
 export class Fields {
     private readonly used = new Set<string>();
 
+    /** the whole object is unknown (preview): every field reads as unknown */
+    readonly unknown: boolean;
+
     constructor(
         readonly obj: Record<string, any>,
         readonly path: string,
         readonly resource: string,
     ) {
+        this.unknown = obj === UNKNOWN;
         if (obj === UNKNOWN) {
             this.obj = {};
         } else if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
@@ -26,6 +30,7 @@ export class Fields {
     /** The raw value (null and undefined both mean absent). */
     get(k: string): any {
         this.used.add(k);
+        if (this.unknown) return UNKNOWN;
         const v = this.obj[k];
         return v === null ? undefined : v;
     }

@@ -44,6 +44,8 @@ export interface Handler {
     delete(ctx: Ctx, type: string, name: string, old: Existing): Promise<void>;
     /** docker types need an engine */
     readonly usesDocker: boolean;
+    /** input paths that are sets in the provider's schema (order is no difference) */
+    readonly setFields?: string[];
 }
 
 export type { Value };

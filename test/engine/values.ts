@@ -115,9 +115,9 @@ export class SecretBox {
             .digest("hex");
     }
 
-    seal(v: SecretValue): SecretRecord {
+    seal(v: SecretValue, encrypt: boolean): SecretRecord {
         const secretHash = this.hash(v);
-        if (v.value === undefined) return { secretHash };
+        if (v.value === undefined || !encrypt) return { secretHash };
         if (!this.key) throw new Error("internal: no state key to encrypt a secret");
         const iv = crypto.randomBytes(12);
         const c = crypto.createCipheriv("aes-256-gcm", this.key, iv);
@@ -140,14 +140,17 @@ export class SecretBox {
         return new SecretValue(JSON.parse(text) as Value);
     }
 
-    /** Value → JSON for the state file: secrets become records (hash + ciphertext), never plaintext. */
-    store(v: Value | undefined): unknown {
-        if (v instanceof SecretValue) return this.seal(v);
+    /**
+     * Value → JSON for the state file: secrets become records, never plaintext — the hash only, or
+     * the hash and the ciphertext when the value must be recovered later (`encrypt`).
+     */
+    store(v: Value | undefined, encrypt = false): unknown {
+        if (v instanceof SecretValue) return this.seal(v, encrypt);
         if (v === UNKNOWN) return null;
-        if (Array.isArray(v)) return v.map((e) => this.store(e));
+        if (Array.isArray(v)) return v.map((e) => this.store(e, encrypt));
         if (isPlainObject(v)) {
             const o: Record<string, unknown> = {};
-            for (const [k, e] of Object.entries(v)) if (e !== undefined) o[k] = this.store(e as Value);
+            for (const [k, e] of Object.entries(v)) if (e !== undefined) o[k] = this.store(e as Value, encrypt);
             return o;
         }
         return v ?? null;
@@ -360,4 +363,39 @@ export function secretStrings(v: unknown, inSecret = false, acc: Set<string> = n
     else if (isPlainObject(v)) Object.values(v).forEach((e) => secretStrings(e, inSecret, acc));
     else if (inSecret && typeof v === "string" && v.length >= 4) acc.add(v);
     return acc;
+}
+
+// ---------------------------------------------------------------- set-typed fields
+
+/**
+ * Sorts the arrays at the given paths (wildcards allowed) by their canonical JSON: fields that are
+ * sets in the provider's schema, whose order is no difference. Secrets are normalized inside.
+ */
+export function normalizeSets(props: Props, patterns: string[]): Props {
+    if (patterns.length === 0) return props;
+    const out = structuredCloneValue(props) as Props;
+    const sortAt = (v: any, segs: Segment[]): any => {
+        if (v instanceof SecretValue) {
+            return v.value === undefined ? v : new SecretValue(sortAt(v.value, segs), v.knownHash);
+        }
+        if (segs.length === 0) {
+            if (!Array.isArray(v)) return v;
+            return [...v].sort((a, b) => (canonicalJson(a) < canonicalJson(b) ? -1 : canonicalJson(a) > canonicalJson(b) ? 1 : 0));
+        }
+        const [head, ...rest] = segs;
+        if (head === "*") {
+            if (Array.isArray(v)) return v.map((e) => sortAt(e, rest));
+            if (isPlainObject(v)) {
+                const o: Record<string, any> = {};
+                for (const [k, e] of Object.entries(v)) o[k] = sortAt(e, rest);
+                return o;
+            }
+            return v;
+        }
+        if (isPlainObject(v) && head in v) return { ...v, [head]: sortAt(v[head as string], rest) };
+        return v;
+    };
+    let cur: any = out;
+    for (const p of patterns) cur = sortAt(cur, parsePath(p));
+    return cur as Props;
 }
