@@ -18,3 +18,5 @@ export const readWriteConnectionString = cluster.connectionStrings.readWrite;
 export const readOnlyConnectionString = cluster.connectionStrings.readOnly;
 /** The overlay network clients attach to. */
 export const network = cluster.network.name;
+/** The kept base backups (pgha:backup), oldest first, as the last backup run listed them. */
+export const backups = cluster.backups;

@@ -6,7 +6,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { PghaConfig, ServerConfig } from "./config";
+import { CloneFromConfig, PghaConfig, ServerConfig } from "./config";
 import { ClusterNetwork } from "./network";
 import { Server, SharedFiles, volumeNames } from "./server";
 import { connectionStrings, renderPgHba, renderPostgresqlConf } from "./templates";
@@ -26,6 +26,44 @@ export interface ServerOutputs {
     archiveVolume: pulumi.Output<string>;
     service: pulumi.Output<string>;
     publishedPort?: number;
+    /** Where clients outside the swarm reach `publishedPort` (servers[i].address; default: the node's hostname). */
+    address: string;
+}
+
+/** One kept base backup, as the backup Command lists it (backup.json in its archive volume). */
+export interface BackupInfo {
+    label: string;
+    /** The server whose archive volume holds it, and that volume. */
+    server: string;
+    archiveVolume: string;
+    /** The server's role when the backup was taken: primary or standby. */
+    backupFrom: string;
+    timeline: number;
+    startLsn: string;
+    stopLsn: string;
+    stopTimeline: number;
+    /** The first WAL file the backup needs (older archived WAL is removed by retention). */
+    startWal: string;
+    startTime: string;
+    stopTime: string;
+    bytes: number;
+}
+
+/** The backup Command's stdout: a JSON list of BackupInfo ([] when it is anything else). */
+export function parseBackups(stdout: string): BackupInfo[] {
+    try {
+        const v = JSON.parse(stdout);
+        return Array.isArray(v) ? v : [];
+    } catch {
+        return [];
+    }
+}
+
+/** The initialize Command's environment for pgha:cloneFrom (scripts/clone.sh). */
+export function cloneFromEnvironment(c: CloneFromConfig | undefined): Record<string, string> {
+    if (!c) return {};
+    if ("path" in c) return { PGHA_CLONE_PATH: c.path };
+    return { PGHA_CLONE_VOLUME: c.archiveVolume, PGHA_CLONE_DOCKER_HOST: c.dockerHost ?? "", PGHA_CLONE_BACKUP: c.backup };
 }
 
 const base64 = (text: string) => Buffer.from(text).toString("base64");
@@ -40,7 +78,14 @@ export class Cluster extends pulumi.ComponentResource {
     public readonly servers: Record<string, Server> = {};
     public readonly initializeCommand: command.local.Command;
     public readonly bootstraps: Record<string, command.local.Command> = {};
+    public readonly rejoins: Record<string, command.local.Command> = {};
     public readonly switchover: command.local.Command;
+    /** pgha:backup: takes a base backup when backup.id changes, then applies retention. */
+    public readonly backupCommand?: command.local.Command;
+    /** pgha:restore: point-in-time recovery of the cluster when restore changes. */
+    public readonly restoreCommand?: command.local.Command;
+    /** The kept base backups as the backup Command last listed them, oldest first. */
+    public readonly backups: pulumi.Output<BackupInfo[]>;
     public readonly primary: string;
     public readonly connectionStrings: { readWrite: string; readOnly: string };
     public readonly serverOutputs: Record<string, ServerOutputs> = {};
@@ -74,6 +119,38 @@ export class Cluster extends pulumi.ComponentResource {
             replicatorPassword: secret(`${name}-replicator-password`, args.replicatorPassword),
         };
 
+        // Rejoin: one per server, triggered by whether the server is in pgha:lost, so it runs when
+        // a server enters the list (a no-op: a lost server is never contacted) and when it leaves
+        // it (the rejoin: pg_rewind against the primary, or a fresh copy with the old data
+        // directory kept aside; a no-op for a server that streams already). Its inputs name only
+        // its own server, so a failover or switchover of the others does not run it.
+        //
+        // Order: the server's service spec depends on it. A server leaving pgha:lost keeps
+        // PGHA_FENCED in its spec until its rejoin succeeded: while the rejoin stops, rewinds
+        // or re-copies it, any restart of its container still comes back fenced (read-only), and
+        // a failed rejoin (e.g. its node is still gone) stops `pulumi up` with the fence in place.
+        // Only then is the spec updated without the fence, which restarts the container once; it
+        // comes back as the standby the rejoin left (standby.signal in its data directory).
+        for (const s of cfg.servers) {
+            const lost = cfg.lost.includes(s.name);
+            this.rejoins[s.name] = new command.local.Command(
+                `${s.name}-rejoin`,
+                {
+                    // (same form as script() below: relative to the project directory)
+                    create: "sh ./scripts/rejoin.sh",
+                    environment: {
+                        PGHA_SERVER: s.name,
+                        PGHA_DOCKER_HOST: dockerHostOf(s),
+                        PGHA_DATA_VOLUME: volumeNames(s.name).data,
+                        PGHA_LOST: lost ? "1" : "0",
+                    },
+                    triggers: [lost ? "lost" : "not lost"],
+                    logging: "stderr",
+                },
+                { parent: this },
+            );
+        }
+
         for (const s of cfg.servers) {
             const server = new Server(
                 s.name,
@@ -84,6 +161,8 @@ export class Cluster extends pulumi.ComponentResource {
                     files,
                     nodeProvider: s.dockerHost !== undefined ? providers.get(s.dockerHost) : undefined,
                     labels,
+                    fenced: cfg.lost.includes(s.name),
+                    serviceDependsOn: [this.rejoins[s.name]],
                 },
                 { parent: this },
             );
@@ -95,6 +174,7 @@ export class Cluster extends pulumi.ComponentResource {
                 archiveVolume: server.archiveVolume.name,
                 service: server.service.name,
                 ...(s.port !== undefined ? { publishedPort: s.port } : {}),
+                address: s.address ?? s.node,
             };
         }
         const services = Object.values(this.servers).map((s) => s.service);
@@ -126,6 +206,8 @@ export class Cluster extends pulumi.ComponentResource {
                     PGHA_IMAGE: cfg.image,
                     // Every server's data volume, to refuse a second cluster beside existing data.
                     PGHA_SERVERS: cfg.servers.map((s) => `${s.name} ${volumeNames(s.name).data} ${dockerHostOf(s) || "-"}`).join("\n"),
+                    // pgha:cloneFrom: the first primary is a copy of another cluster (clone.sh).
+                    ...cloneFromEnvironment(cfg.cloneFrom),
                 },
                 logging: "stderr",
             },
@@ -170,12 +252,70 @@ export class Cluster extends pulumi.ComponentResource {
                 environment: {
                     PGHA_PRIMARY: cfg.primary,
                     PGHA_SERVERS: serverHosts,
+                    // Servers whose node is gone: never contacted; with the primary among them,
+                    // the switchover is a failover (switchover.sh).
+                    PGHA_LOST: cfg.lost.join(" "),
                 },
                 triggers: [cfg.primary],
                 logging: "stderr",
             },
             { parent: this, dependsOn: Object.values(this.bootstraps) },
         );
+
+        // The operations on the cluster's data never name the primary (they find it, or a
+        // standby, when they run) and carry no password (they work in the servers' containers,
+        // over the local socket): a role swap leaves them alone, and their stdout is not secret.
+        const dataServers = cfg.servers
+            .filter((s) => !cfg.lost.includes(s.name))
+            .map((s) => `${s.name} ${dockerHostOf(s) || "-"} ${volumeNames(s.name).archive}`)
+            .join("\n");
+
+        // Backup: its trigger is pgha:backup.id, so a new id takes a new backup (`create`); a
+        // changed keep, server or server list re-applies retention only (`update`). Its stdout is
+        // the listing of the kept backups (the stack output `backups`).
+        if (cfg.backup) {
+            this.backupCommand = new command.local.Command(
+                `${name}-backup`,
+                {
+                    create: `${script("backup.sh")} take`,
+                    update: `${script("backup.sh")} retain`,
+                    environment: {
+                        PGHA_SERVERS: dataServers,
+                        PGHA_BACKUP_LABEL: cfg.backup.id,
+                        PGHA_BACKUP_KEEP: String(cfg.backup.keep),
+                        PGHA_BACKUP_SERVER: cfg.backup.server ?? "",
+                    },
+                    triggers: [cfg.backup.id],
+                    logging: "stderr",
+                },
+                { parent: this, dependsOn: [this.switchover] },
+            );
+        }
+        this.backups = this.backupCommand ? this.backupCommand.stdout.apply(parseBackups) : pulumi.output([]);
+
+        // Restore: its triggers are the backup, the target and restore.id, so a new value of any
+        // of them runs a point-in-time recovery (`create`; the config demands restore.confirm).
+        // Anything else changing (the server list) runs nothing (`update`).
+        if (cfg.restore) {
+            const [kind, value] = Object.entries(cfg.restore.target)[0] as [string, string];
+            this.restoreCommand = new command.local.Command(
+                `${name}-restore`,
+                {
+                    create: script("restore.sh"),
+                    update: `echo "pgha restore: pgha:restore is unchanged: nothing to do (change restore.id to run it again)" >&2`,
+                    environment: {
+                        PGHA_SERVERS: dataServers,
+                        PGHA_RESTORE_BACKUP: cfg.restore.backup,
+                        PGHA_RESTORE_TARGET: `${kind}=${value}`,
+                        PGHA_RESTORE_ID: cfg.restore.id ?? "",
+                    },
+                    triggers: [cfg.restore.backup, `${kind}=${value}`, cfg.restore.id ?? ""],
+                    logging: "stderr",
+                },
+                // After a swap and after a backup of the same `pulumi up`.
+                { parent: this, dependsOn: [this.switchover, ...(this.backupCommand ? [this.backupCommand] : [])] },
+            );
+        }
 
         this.primary = cfg.primary;
         this.connectionStrings = connectionStrings(cfg);

@@ -27,6 +27,11 @@ export interface ServerConfig {
     readonly dockerHost?: string;
     /** Port published on the node (host mode) for clients outside the overlay network. */
     readonly port?: number;
+    /**
+     * Hostname or IPv4 address where clients outside the swarm reach the published `port` (the
+     * node's address as seen from them; `npm run status` connects there). Default: `node`.
+     */
+    readonly address?: string;
 }
 
 export interface ReplicationConfig {
@@ -56,7 +61,43 @@ export interface PghaConfig {
     readonly replication: ReplicationConfig;
     readonly archive: ArchiveConfig;
     readonly clients: ClientsConfig;
+    /**
+     * Servers whose node is gone (failover): never contacted by the operations, and fenced (their
+     * service starts them read-only if their node returns) until removed from the list (rejoin).
+     */
+    readonly lost: readonly string[];
+    /** Base backups (absent: none are taken): see BackupConfig. */
+    readonly backup?: BackupConfig;
+    /** A point-in-time recovery of the cluster (absent: none). */
+    readonly restore?: RestoreConfig;
+    /** Where a new stack's first primary takes its data from instead of initdb (absent: initdb). */
+    readonly cloneFrom?: CloneFromConfig;
 }
+
+/** pgha:backup: a base backup, taken when `id` changes, and retention. */
+export interface BackupConfig {
+    /** The backup's label (a directory name): a new value takes a new backup. */
+    readonly id: string;
+    /** The server whose archive volume receives it; undefined: a standby, found when it runs. */
+    readonly server?: string;
+    /** How many backups the cluster keeps (the newest); older ones and their WAL are removed. */
+    readonly keep: number;
+}
+
+/** pgha:restore: point-in-time recovery from one of the cluster's base backups. */
+export interface RestoreConfig {
+    /** Label of the base backup to start from. */
+    readonly backup: string;
+    /** Exactly one recovery target. */
+    readonly target: { readonly time: string } | { readonly lsn: string } | { readonly name: string };
+    /** Optional: a new value runs the same restore again. */
+    readonly id?: string;
+}
+
+/** pgha:cloneFrom: another stack's archive volume and backup, or a backup directory on this machine. */
+export type CloneFromConfig =
+    | { readonly archiveVolume: string; readonly dockerHost?: string; readonly backup: string }
+    | { readonly path: string };
 
 /** The raw configuration as read from the stack: anything may be missing or of the wrong type. */
 export type RawConfig = { readonly [key: string]: unknown };
@@ -69,6 +110,7 @@ export const DEFAULTS = {
     replication: { maxSlotWalKeepSize: "10GB", synchronous: false },
     archive: { timeout: "60s" },
     clients: { cidrs: [] as string[] },
+    lost: [] as string[],
 } as const;
 
 /**
@@ -176,6 +218,8 @@ export const SERVER_NAME = /^[a-z][a-z0-9]{0,62}$/;
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const NODE_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/;
 const DOCKER_HOST = /^(unix|tcp|ssh|npipe):\/\/\S+$/;
+/** A DNS hostname (RFC 1123 labels); an all-numeric dotted name must be a valid IPv4 address instead. */
+const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const IMAGE = /^[a-z0-9][a-zA-Z0-9._\-/:@]*$/;
 const SIZE = /^(-1|\d+\s*(B|kB|MB|GB|TB)?)$/;
 const DURATION = /^\d+\s*(us|ms|s|min|h|d)?$/;
@@ -183,6 +227,12 @@ const PARAMETER_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
     return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A hostname (RFC 1123) or a dotted IPv4 address; a name made of digits and dots only must be a valid IPv4 address. */
+export function isHostOrIpv4(text: string): boolean {
+    if (/^[0-9.]+$/.test(text)) return parseIpv4(text) !== undefined;
+    return HOSTNAME.test(text);
 }
 
 function set(path: string, example: string): string {
@@ -204,6 +254,10 @@ export function validateConfig(raw: RawConfig): PghaConfig {
         "replication",
         "archive",
         "clients",
+        "lost",
+        "backup",
+        "restore",
+        "cloneFrom",
         "superuserPassword",
         "replicatorPassword",
     ]);
@@ -276,19 +330,19 @@ export function validateConfig(raw: RawConfig): PghaConfig {
     if (raw.servers === undefined) {
         problems.push(`pgha:servers: missing; list at least one server { name, node }: ${example}`);
     } else if (!Array.isArray(raw.servers)) {
-        problems.push(`pgha:servers: must be a list of { name, node, dockerHost?, port? }: ${example}`);
+        problems.push(`pgha:servers: must be a list of { name, node, dockerHost?, port?, address? }: ${example}`);
     } else if (raw.servers.length < 1) {
         problems.push(`pgha:servers: at least one server is needed: ${example}`);
     } else {
         raw.servers.forEach((s: unknown, i: number) => {
             const at = `pgha:servers[${i}]`;
             if (!isObject(s)) {
-                problems.push(`${at}: must be an object { name, node, dockerHost?, port? }`);
+                problems.push(`${at}: must be an object { name, node, dockerHost?, port?, address? }`);
                 return;
             }
             for (const k of Object.keys(s)) {
-                if (!["name", "node", "dockerHost", "port"].includes(k)) {
-                    problems.push(`${at}.${k}: unknown key; a server has name, node, dockerHost and port`);
+                if (!["name", "node", "dockerHost", "port", "address"].includes(k)) {
+                    problems.push(`${at}.${k}: unknown key; a server has name, node, dockerHost, port and address`);
                 }
             }
             let ok = true;
@@ -308,12 +362,22 @@ export function validateConfig(raw: RawConfig): PghaConfig {
                 problems.push(`${at}.port: '${String(s.port)}' is not a TCP port (1-65535); e.g. ${set(`servers[${i}].port`, "5432")}`);
                 ok = false;
             }
+            if (s.address !== undefined) {
+                if (typeof s.address !== "string" || !isHostOrIpv4(s.address)) {
+                    problems.push(`${at}.address: '${String(s.address)}' is not a hostname or an IPv4 address; it is where clients outside the swarm reach this server's published port (the node's address), e.g. ${set(`servers[${i}].address`, "192.168.1.10")}`);
+                    ok = false;
+                } else if (s.port === undefined) {
+                    problems.push(`${at}.address: set, but servers[${i}].port is not, so nothing is published there; publish a port (${set(`servers[${i}].port`, "5432")}) or remove the address (pulumi config rm --path 'servers[${i}].address')`);
+                    ok = false;
+                }
+            }
             if (ok) {
                 servers.push({
                     name: s.name as string,
                     node: s.node as string,
                     ...(s.dockerHost !== undefined ? { dockerHost: s.dockerHost as string } : {}),
                     ...(s.port !== undefined ? { port: s.port as number } : {}),
+                    ...(s.address !== undefined ? { address: s.address as string } : {}),
                 });
             }
         });
@@ -348,6 +412,30 @@ export function validateConfig(raw: RawConfig): PghaConfig {
         if (servers.length > 0 && !servers.some((s) => s.name === primary)) {
             problems.push(`pgha:primary: '${primary}' is not among pgha:servers (${servers.map((s) => s.name).join(", ")}); set it to one of them: pulumi config set pgha:primary ${servers[0].name}`);
         }
+    }
+
+    // lost ------------------------------------------------------------------------------------
+    // Servers whose node is gone, declared by the operator for a failover (never a role).
+    const lost: string[] = [];
+    if (raw.lost !== undefined) {
+        if (!Array.isArray(raw.lost)) {
+            problems.push(`pgha:lost: must be a list of the servers whose node is gone; e.g. ${set("lost[0]", "pg2")} (or pulumi config rm pgha:lost when none is)`);
+        } else {
+            raw.lost.forEach((n: unknown, i: number) => {
+                const names = servers.map((s) => s.name);
+                if (typeof n !== "string" || (servers.length > 0 && !names.includes(n))) {
+                    problems.push(`pgha:lost[${i}]: '${String(n)}' is not among pgha:servers (${names.join(", ")}); list only servers whose node is gone, or remove it: pulumi config rm --path 'lost[${i}]'`);
+                } else if (lost.includes(n)) {
+                    problems.push(`pgha:lost[${i}]: '${n}' is listed twice; remove it: pulumi config rm --path 'lost[${i}]'`);
+                } else lost.push(n);
+            });
+        }
+    }
+    if (servers.length > 0 && servers.every((s) => lost.includes(s.name))) {
+        problems.push(`pgha:lost: lists every server, but one must survive to be primary; remove the servers whose node is back from pgha:lost (e.g. pulumi config rm --path 'lost[0]')`);
+    } else if (primary !== "" && lost.includes(primary)) {
+        const survivor = servers.find((s) => !lost.includes(s.name))?.name ?? "<server>";
+        problems.push(`pgha:primary: '${primary}' is declared lost (pgha:lost), and a lost server cannot be primary; for a failover name a surviving server: pulumi config set pgha:primary ${survivor} (or, if ${primary}'s node is back and it was never replaced, remove it from pgha:lost)`);
     }
 
     // postgresql ------------------------------------------------------------------------------
@@ -455,8 +543,173 @@ export function validateConfig(raw: RawConfig): PghaConfig {
         }
     }
 
+    // backup, restore, cloneFrom -------------------------------------------------------------
+    const backup = validateBackup(raw.backup, servers, lost, problems);
+    const restore = validateRestore(raw.restore, problems);
+    const cloneFrom = validateCloneFrom(raw.cloneFrom, servers, problems);
+
     if (problems.length > 0) throw new ConfigError(problems);
-    return { network, image, servers, primary, postgresql, replication, archive, clients };
+    return {
+        network, image, servers, primary, postgresql, replication, archive, clients, lost,
+        ...(backup ? { backup } : {}),
+        ...(restore ? { restore } : {}),
+        ...(cloneFrom ? { cloneFrom } : {}),
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backups, point-in-time recovery, cloning
+
+/** pgha:backup.keep when unset. */
+export const BACKUP_KEEP_DEFAULT = 7;
+/** A backup label: a directory name in the archive volume and pg_basebackup's label. */
+export const BACKUP_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** An ISO 8601 timestamp with a time zone (Z or ±hh[:mm]), as PostgreSQL's recovery_target_time reads it. */
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
+const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+/** A restore point name (pg_create_restore_point): kept to characters that need no quoting. */
+const RESTORE_POINT = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
+const LABEL_RULE = "letters, digits, '.', '_', '-', starting with a letter or digit, at most 63";
+
+/** The timestamp in the form Date.parse reads (T separator, ±hh:mm offset), to check it is a real date. */
+function isoForDate(time: string): string {
+    return time.replace(" ", "T").replace(/([+-]\d{2})$/, "$1:00").replace(/([+-]\d{2})(\d{2})$/, "$1:$2");
+}
+
+function unknownKeys(value: Record<string, unknown>, at: string, allowed: readonly string[], problems: string[]): void {
+    for (const k of Object.keys(value)) {
+        if (!allowed.includes(k)) problems.push(`${at}.${k}: unknown key; ${at.replace(/^pgha:/, "")} has ${allowed.join(", ")}`);
+    }
+}
+
+function validateBackup(raw: unknown, servers: readonly ServerConfig[], lost: readonly string[], problems: string[]): BackupConfig | undefined {
+    if (raw === undefined) return undefined;
+    const example = set("backup.id", "$(date -u +%Y%m%dT%H%M%SZ)");
+    if (!isObject(raw)) {
+        problems.push(`pgha:backup: must be an object { id, server?, keep? }; e.g. ${example}`);
+        return undefined;
+    }
+    unknownKeys(raw, "pgha:backup", ["id", "server", "keep"], problems);
+    let ok = true;
+    if (typeof raw.id !== "string" || !BACKUP_LABEL.test(raw.id)) {
+        problems.push(`pgha:backup.id: ${raw.id === undefined ? "missing" : `'${String(raw.id)}' is not a backup label`} (${LABEL_RULE}); it labels the backup, and a new value takes a new one: ${example}`);
+        ok = false;
+    }
+    if (raw.server !== undefined && (typeof raw.server !== "string" || !servers.some((s) => s.name === raw.server))) {
+        problems.push(`pgha:backup.server: '${String(raw.server)}' is not among pgha:servers (${servers.map((s) => s.name).join(", ")}); name one of them, or remove it to back up from a standby: pulumi config rm --path backup.server`);
+        ok = false;
+    } else if (typeof raw.server === "string" && lost.includes(raw.server)) {
+        problems.push(`pgha:backup.server: '${raw.server}' is declared lost (pgha:lost); name a server that runs, or remove it to back up from a standby: pulumi config rm --path backup.server`);
+        ok = false;
+    }
+    if (raw.keep !== undefined && (typeof raw.keep !== "number" || !Number.isInteger(raw.keep) || raw.keep < 1 || raw.keep > 1000)) {
+        problems.push(`pgha:backup.keep: '${String(raw.keep)}' is not a number of backups to keep (1-1000); e.g. ${set("backup.keep", String(BACKUP_KEEP_DEFAULT))}`);
+        ok = false;
+    }
+    if (!ok) return undefined;
+    return {
+        id: raw.id as string,
+        ...(raw.server !== undefined ? { server: raw.server as string } : {}),
+        keep: (raw.keep as number | undefined) ?? BACKUP_KEEP_DEFAULT,
+    };
+}
+
+function validateRestore(raw: unknown, problems: string[]): RestoreConfig | undefined {
+    if (raw === undefined) return undefined;
+    const shape = "{ backup, target: { time | lsn | name }, confirm, id? }";
+    if (!isObject(raw)) {
+        problems.push(`pgha:restore: must be an object ${shape}; e.g. ${set("restore.backup", "<label>")}`);
+        return undefined;
+    }
+    unknownKeys(raw, "pgha:restore", ["backup", "target", "confirm", "id"], problems);
+    let ok = true;
+    const backup = raw.backup;
+    if (typeof backup !== "string" || !BACKUP_LABEL.test(backup)) {
+        problems.push(`pgha:restore.backup: ${backup === undefined ? "missing" : `'${String(backup)}' is not a backup label`}; name the base backup to restore (stack output 'backups'): ${set("restore.backup", "<label>")}`);
+        ok = false;
+    } else if (raw.confirm !== backup) {
+        problems.push(`pgha:restore.confirm: ${raw.confirm === undefined ? "missing" : `'${String(raw.confirm)}' is not the backup's label`}; a restore replaces the data of every server, so confirm it by repeating the label: ${set("restore.confirm", backup)}`);
+        ok = false;
+    }
+    let target: RestoreConfig["target"] | undefined;
+    const t = raw.target;
+    const targetExample = `${set("restore.target.time", "2025-01-31T12:00:00Z")} (or target.lsn, or target.name)`;
+    if (!isObject(t)) {
+        problems.push(`pgha:restore.target: ${t === undefined ? "missing" : "must be an object"}; give exactly one of time, lsn, name: ${targetExample}`);
+        ok = false;
+    } else {
+        unknownKeys(t, "pgha:restore.target", ["time", "lsn", "name"], problems);
+        const given = (["time", "lsn", "name"] as const).filter((k) => t[k] !== undefined);
+        if (given.length !== 1) {
+            problems.push(`pgha:restore.target: ${given.length === 0 ? "no target" : `${given.join(" and ")} are both set`}; give exactly one of time, lsn, name: ${targetExample}`);
+            ok = false;
+        } else if (given[0] === "time") {
+            if (typeof t.time !== "string" || !TIMESTAMP.test(t.time) || Number.isNaN(Date.parse(isoForDate(t.time)))) {
+                problems.push(`pgha:restore.target.time: '${String(t.time)}' is not an ISO 8601 timestamp with a time zone; e.g. ${set("restore.target.time", "2025-01-31T12:00:00Z")}`);
+                ok = false;
+            } else target = { time: t.time };
+        } else if (given[0] === "lsn") {
+            if (typeof t.lsn !== "string" || !LSN.test(t.lsn)) {
+                problems.push(`pgha:restore.target.lsn: '${String(t.lsn)}' is not an LSN such as 0/3000060 (SELECT pg_current_wal_lsn()); e.g. ${set("restore.target.lsn", "0/3000060")}`);
+                ok = false;
+            } else target = { lsn: t.lsn.toUpperCase() };
+        } else if (typeof t.name !== "string" || !RESTORE_POINT.test(t.name)) {
+            problems.push(`pgha:restore.target.name: '${String(t.name)}' is not a restore point name pgha accepts (${LABEL_RULE}, also ':'), as created by SELECT pg_create_restore_point('before-migration'); e.g. ${set("restore.target.name", "before-migration")}`);
+            ok = false;
+        } else target = { name: t.name };
+    }
+    if (raw.id !== undefined && (typeof raw.id !== "string" || !BACKUP_LABEL.test(raw.id))) {
+        problems.push(`pgha:restore.id: '${String(raw.id)}' is not an id (${LABEL_RULE}); change it to run the same restore again: ${set("restore.id", "2")}`);
+        ok = false;
+    }
+    if (!ok || !target) return undefined;
+    return { backup: backup as string, target, ...(raw.id !== undefined ? { id: raw.id as string } : {}) };
+}
+
+function validateCloneFrom(raw: unknown, servers: readonly ServerConfig[], problems: string[]): CloneFromConfig | undefined {
+    if (raw === undefined) return undefined;
+    const shape = "{ archiveVolume, dockerHost?, backup } or { path }";
+    const example = `${set("cloneFrom.archiveVolume", "pg2-archive")} && ${set("cloneFrom.backup", "<label>")}`;
+    if (!isObject(raw)) {
+        problems.push(`pgha:cloneFrom: must be an object ${shape}; e.g. ${example}`);
+        return undefined;
+    }
+    unknownKeys(raw, "pgha:cloneFrom", ["archiveVolume", "dockerHost", "backup", "path"], problems);
+    if (raw.path !== undefined) {
+        if (raw.archiveVolume !== undefined || raw.backup !== undefined || raw.dockerHost !== undefined) {
+            problems.push(`pgha:cloneFrom: give either path or archiveVolume (with backup and dockerHost), not both`);
+            return undefined;
+        }
+        if (typeof raw.path !== "string" || !raw.path.startsWith("/") || /[\n\r\0]/.test(raw.path)) {
+            problems.push(`pgha:cloneFrom.path: '${String(raw.path)}' is not an absolute path of a backup directory (base.tar.gz, pg_wal.tar.gz) on the machine that runs pulumi; e.g. ${set("cloneFrom.path", "/backups/prod/nightly")}`);
+            return undefined;
+        }
+        return { path: raw.path };
+    }
+    let ok = true;
+    const volume = raw.archiveVolume;
+    if (typeof volume !== "string" || !VOLUME_NAME.test(volume)) {
+        problems.push(`pgha:cloneFrom.archiveVolume: ${volume === undefined ? "missing" : `'${String(volume)}' is not a Docker volume name`}; name the source stack's archive volume holding the backup (its output 'backups' shows archiveVolume), or set cloneFrom.path: ${example}`);
+        ok = false;
+    } else if (servers.some((s) => volume === `${s.name}-archive` || volume === `${s.name}-data`)) {
+        problems.push(`pgha:cloneFrom.archiveVolume: '${volume}' is a volume of this stack; a clone copies another stack's data: name that stack's archive volume`);
+        ok = false;
+    }
+    if (raw.dockerHost !== undefined && (typeof raw.dockerHost !== "string" || !DOCKER_HOST.test(raw.dockerHost))) {
+        problems.push(`pgha:cloneFrom.dockerHost: '${String(raw.dockerHost)}' is not a Docker host URL (unix://, tcp://, ssh://user@host) of the node holding the source volume; e.g. ${set("cloneFrom.dockerHost", "ssh://admin@node-b")}`);
+        ok = false;
+    }
+    if (typeof raw.backup !== "string" || !BACKUP_LABEL.test(raw.backup)) {
+        problems.push(`pgha:cloneFrom.backup: ${raw.backup === undefined ? "missing" : `'${String(raw.backup)}' is not a backup label`}; name the source's base backup (its output 'backups'): ${set("cloneFrom.backup", "<label>")}`);
+        ok = false;
+    }
+    if (!ok) return undefined;
+    return {
+        archiveVolume: volume as string,
+        ...(raw.dockerHost !== undefined ? { dockerHost: raw.dockerHost as string } : {}),
+        backup: raw.backup as string,
+    };
 }
 
 /** Parameters whose value must grow with the number of servers, and their floor. */

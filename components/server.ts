@@ -24,6 +24,13 @@ export interface ServerArgs {
     /** Provider for the server's node engine (volumes live on that node); undefined: the default engine. */
     readonly nodeProvider?: docker.Provider;
     readonly labels: Readonly<Record<string, string>>;
+    /** The server is in pgha:lost: its service carries PGHA_FENCED=1 (see below). */
+    readonly fenced?: boolean;
+    /**
+     * Operations the service spec must wait for: the server's rejoin Command, so that the fence
+     * is lifted from the spec only once the rejoin succeeded (components/cluster.ts).
+     */
+    readonly serviceDependsOn?: pulumi.Resource[];
 }
 
 /** Volume names are derived from the server name: they are the server's identity on its node. */
@@ -96,7 +103,14 @@ export class Server extends pulumi.ComponentResource {
                         image: config.image,
                         hostname: server.name,
                         commands: ["/bin/sh", PATHS.entrypoint],
-                        env: { PGHA_SERVER: server.name, PGHA_PEERS: peers.join(",") },
+                        // PGHA_FENCED is not a role: it is the operator's declaration that this
+                        // server's node is gone (pgha:lost) and that another server was promoted
+                        // without it. Should the node return, swarm starts the task with this
+                        // spec, and the entrypoint writes standby.signal before PostgreSQL starts:
+                        // the server comes back read-only, never as a second primary, whatever its
+                        // data directory said when the node went down. It leaves the spec only
+                        // when the server leaves pgha:lost, after its rejoin ran.
+                        env: { PGHA_SERVER: server.name, PGHA_PEERS: peers.join(","), ...(args.fenced ? { PGHA_FENCED: "1" } : {}) },
                         mounts: [
                             { type: "volume", source: this.dataVolume.name, target: PATHS.dataDir },
                             { type: "volume", source: this.archiveVolume.name, target: PATHS.archiveDir },
@@ -138,8 +152,13 @@ export class Server extends pulumi.ComponentResource {
                 // A new spec replaces the one task: stop the old before starting the new (the
                 // volumes cannot be shared by two PostgreSQL processes).
                 updateConfig: { order: "stop-first", parallelism: 1, failureAction: "pause" },
+                // Wait until the task runs the new spec: the operations that follow (bootstrap,
+                // switchover, backups) must find the new containers, not the ones being replaced.
+                // Not for a lost server: its node is gone, its task cannot run until the node
+                // returns, and waiting would hold up the failover.
+                ...(args.fenced ? {} : { convergeConfig: { delay: "1s", timeout: "5m" } }),
             },
-            { parent: this, dependsOn: [this.dataVolume, this.archiveVolume] },
+            { parent: this, dependsOn: [this.dataVolume, this.archiveVolume, ...(args.serviceDependsOn ?? [])] },
         );
 
         this.registerOutputs({

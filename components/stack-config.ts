@@ -18,7 +18,7 @@ const sdkConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?:
 function isConfigSecret(key: string): boolean {
     return typeof sdkConfig.isConfigSecret === "function" ? sdkConfig.isConfigSecret(key) : true;
 }
-const KEYS = ["network", "image", "servers", "primary", "postgresql", "replication", "archive", "clients"] as const;
+const KEYS = ["network", "image", "servers", "primary", "postgresql", "replication", "archive", "clients", "lost", "backup", "restore", "cloneFrom"] as const;
 const SECRET_KEYS = ["superuserPassword", "replicatorPassword"] as const;
 
 /** Every `pgha:*` key in the stack config, parsed as Pulumi stores it (objects and lists as JSON). */

@@ -526,6 +526,22 @@ prepare_dirs() {
 	rm -f "$PGHA_RUNTIME_DIR/initdb.log" "$PGHA_RUNTIME_DIR/initdb-pwfile"
 }
 
+# fence: PGHA_FENCED=1 is in the service of a server the operator declared lost
+# (pgha:lost: its node was gone and another server was promoted without it).
+# Before every start, standby.signal goes in if it is missing: the server comes
+# back read-only, never as a second primary. Its timeline may have diverged
+# from the new primary's (it may hold commits nobody else has): then it cannot
+# stream and stays read-only until it is rejoined.
+fence() {
+	[ "${PGHA_FENCED:-}" = 1 ] || return 0
+	if [ ! -e "$pgdata/standby.signal" ]; then
+		as_pg touch "$pgdata/standby.signal"
+		fsync_path "$pgdata"
+		log "FENCED: wrote $pgdata/standby.signal: this server is declared lost (pgha:lost) and must not come back writable"
+	fi
+	log "FENCED: starting read-only as a standby. Another server was promoted while this one was lost; its timeline may have diverged (then it cannot stream and says so below). To rejoin it, remove it from pgha:lost and run pulumi up (pg_rewind, or a fresh copy with this data directory kept aside)"
+}
+
 run_server() {
 	cd /
 	find_pg_bin
@@ -543,6 +559,7 @@ run_server() {
 	write_pgpass
 	while :; do
 		prepare_pgdata
+		fence
 		log "starting PostgreSQL on $pgdata"
 		set_state running
 		start_postgres "$pgdata"
@@ -635,6 +652,9 @@ archive_exists() {
 restore() {
 	[ $# -eq 2 ] || die "usage: entrypoint.sh restore <file> <path>"
 	_src=$PGHA_ARCHIVE_DIR/wal/$1
+	# During a restore or a clone, WAL this archive lacks (copied from the
+	# archive that holds the base backup) waits in the data volume.
+	[ -f "$_src" ] || _src=$PGHA_DATA_DIR/pgha-restore-wal/$1
 	[ -f "$_src" ] || exit 1
 	cp "$_src" "$2"
 }
@@ -663,15 +683,27 @@ primary_sql() {
 
 basebackup() {
 	cd /
-	[ -n "$PGHA_PEERS" ] || die "basebackup: PGHA_PEERS is empty: no peer to copy from"
-	case $server in *[!a-z0-9_]* | '') die "basebackup: '$server' is not a slot name" ;; esac
 	find_pg_bin
 	find_pg_user
 	prepare_dirs
 	write_pgpass
+	_timeout=${PGHA_BOOTSTRAP_TIMEOUT:-300}
+	copy_primary "$_timeout"
+	log "copy complete and in place with standby.signal: the server's entrypoint starts it as a standby"
+	wait_streaming "$_timeout" ||
+		die "basebackup: $server did not stream from $_primary within $_timeout s (see its service logs: docker service logs $server)"
+}
+
+# copy_primary TIMEOUT: pg_basebackup of the writable peer into pgdata.partial,
+# standby.signal, rename to pgdata (which must be empty). Sets _primary. Used
+# by the bootstrap (one-off container) and by a rejoin's fresh copy (in the
+# server's own container, PostgreSQL held).
+copy_primary() {
+	[ -n "$PGHA_PEERS" ] || die "basebackup: PGHA_PEERS is empty: no peer to copy from"
+	case $server in *[!a-z0-9_]* | '') die "basebackup: '$server' is not a slot name" ;; esac
 	[ -f "$pgdata/PG_VERSION" ] && die "basebackup: $pgdata already holds a cluster; refusing to overwrite it"
 	is_empty_dir "$pgdata" || die "basebackup: $pgdata is not empty; refusing to overwrite it (move it aside)"
-	_timeout=${PGHA_BOOTSTRAP_TIMEOUT:-300}
+	_timeout=$1
 
 	_t=0
 	until _primary=$(primary_sql "SELECT current_setting('cluster_name')" 2>/dev/null) && [ -n "$_primary" ]; do
@@ -684,11 +716,17 @@ basebackup() {
 	# The slot keeps the primary's WAL from the start of the copy until this
 	# server streams. A slot created unreserved (by the entrypoint on the
 	# primary) is replaced by a reserved one while nobody uses it.
-	primary_sql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+	# (Retried: the primary's entrypoint may be creating its peers' slots at the
+	# same moment, right after its first start: "slot already exists".)
+	_t=0
+	until primary_sql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
 WHERE slot_name = '$server' AND restart_lsn IS NULL AND NOT active;
 SELECT pg_create_physical_replication_slot('$server', true)
-WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '$server');" >/dev/null ||
-		die "basebackup: could not create replication slot $server on $_primary"
+WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '$server');" >/dev/null; do
+		_t=$((_t + 1))
+		[ "$_t" -lt 10 ] || die "basebackup: could not create replication slot $server on $_primary"
+		sleep 0.5
+	done
 
 	rm -rf "$pgdata_partial"
 	as_pg pg_basebackup -D "$pgdata_partial" -d "$(peer_conninfo replicator)" \
@@ -702,16 +740,24 @@ WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '$server');
 	if [ -d "$pgdata" ]; then rmdir "$pgdata"; fi
 	mv "$pgdata_partial" "$pgdata"
 	fsync_path "$PGHA_DATA_DIR"
-	log "copy complete and in place with standby.signal: the server's entrypoint starts it as a standby"
+}
 
+# streams_now: the writable peer reports this server streaming.
+streams_now() {
+	[ "$(primary_sql "SELECT state FROM pg_stat_replication WHERE application_name = '$server'" 2>/dev/null)" = streaming ]
+}
+
+# wait_streaming TIMEOUT: until the writable peer reports this server
+# streaming (polled every 0.2 s); returns 1 after TIMEOUT seconds.
+wait_streaming() {
 	_t=0
-	until [ "$(primary_sql "SELECT state FROM pg_stat_replication WHERE application_name = '$server'" 2>/dev/null)" = streaming ]; do
-		[ "$_t" -lt "$_timeout" ] || die "basebackup: $server did not stream from $_primary within $_timeout s (see its service logs: docker service logs $server)"
-		[ $((_t % 10)) -ne 0 ] || log "waiting for $server to stream from $_primary ($_t s)"
+	until streams_now; do
+		[ "$_t" -lt $(($1 * 5)) ] || return 1
+		[ $((_t % 50)) -ne 0 ] || log "waiting for $server to stream from ${_primary:-the primary} ($((_t / 5)) s)"
 		_t=$((_t + 1))
-		sleep 1
+		sleep 0.2
 	done
-	log "$server streams from $_primary"
+	log "$server streams from ${_primary:-the primary}"
 }
 
 # ---------------------------------------------------------------------------
@@ -744,9 +790,9 @@ demote() {
 	[ "$(local_sql 'SELECT pg_is_in_recovery()')" = f ] || die "demote: $server is not a primary"
 	: >"$hold"
 	as_pg touch "$pgdata/standby.signal"
-	if ! as_pg pg_ctl stop -D "$pgdata" -m fast -w -t 120 >/dev/null; then
+	if ! fast_stop 120; then
 		rm -f "$pgdata/standby.signal" "$hold"
-		die "demote: pg_ctl stop failed; $server stays primary"
+		die "demote: PostgreSQL did not stop; $server stays primary"
 	fi
 	_cd=$(as_pg pg_controldata -D "$pgdata")
 	_state=$(printf '%s\n' "$_cd" | sed -n 's/^Database cluster state: *//p')
@@ -760,11 +806,38 @@ demote() {
 	printf 'checkpoint %s timeline %s\n' "$_lsn" "$_tli"
 }
 
+# fast_stop SECONDS: fast shutdown of this server's postmaster, returning as
+# soon as it is gone (pg_ctl stop -w only looks every 100 ms: write downtime).
+fast_stop() {
+	read_pidfile "$pgdata" || return 1
+	_pid=$pm_pid
+	kill -INT "$_pid" 2>/dev/null || return 1
+	_limit=$(($1 * 200))
+	_i=0
+	while kill -0 "$_pid" 2>/dev/null || [ -e "$pgdata/postmaster.pid" ]; do
+		_i=$((_i + 1))
+		[ "$_i" -lt "$_limit" ] || return 1
+		sleep 0.005
+	done
+}
+
+# sql_stdin: a psql session as postgres on the local socket that runs what
+# arrives on stdin. Operations open it ahead of time so that a statement they
+# send later (the promotion) costs no process or connection start-up.
+sql_stdin() {
+	find_pg_bin
+	find_pg_user
+	_port=5432 _sock=$PGHA_SOCKET_DIR
+	if read_pidfile "$pgdata"; then _port=${pm_port:-$_port} _sock=${pm_sock:-$_sock}; fi
+	as_pg_exec psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres -f -
+}
+
 # resume: let the entrypoint start PostgreSQL again (as a standby after demote).
 resume() { rm -f "$hold"; }
 
 # undemote: abort a demote: remove standby.signal, then resume as primary.
 undemote() {
+	refuse_if_fenced undemote
 	rm -f "$pgdata/standby.signal"
 	rm -f "$hold"
 }
@@ -777,6 +850,7 @@ promote() {
 	[ $# -eq 2 ] || die "usage: entrypoint.sh promote <lsn> <timeout-seconds>"
 	case $1 in *[!0-9A-Fa-f/]* | '') die "promote: '$1' is not an LSN" ;; esac
 	case $2 in *[!0-9]* | '') die "promote: '$2' is not a number of seconds" ;; esac
+	refuse_if_fenced promote
 	find_pg_bin
 	find_pg_user
 	local_sql "SET statement_timeout = '${2}s';
@@ -785,6 +859,454 @@ DO \$\$ BEGIN
   WHILE coalesce(pg_last_wal_replay_lsn() <= '$1'::pg_lsn, true) LOOP PERFORM pg_sleep(0.002); END LOOP;
 END \$\$;
 SELECT pg_promote(true, $2);"
+}
+
+# ---------------------------------------------------------------------------
+# Failover and rejoin (scripts/switchover.sh, scripts/rejoin.sh)
+# ---------------------------------------------------------------------------
+
+# refuse_if_fenced WHAT: a fenced server (declared lost) never becomes writable.
+refuse_if_fenced() {
+	[ "${PGHA_FENCED:-}" != 1 ] || die "$1: $server is fenced (declared lost in pgha:lost); it cannot become primary before it is rejoined"
+}
+
+# promote-now SECONDS: failover: promote this standby at once, without waiting
+# for any LSN (the old primary's node is gone). PostgreSQL replays what it
+# has received, then becomes primary on a new timeline. Prints t when done.
+promote_now() {
+	[ $# -eq 1 ] || die "usage: entrypoint.sh promote-now <timeout-seconds>"
+	case $1 in *[!0-9]* | '') die "promote-now: '$1' is not a number of seconds" ;; esac
+	refuse_if_fenced promote-now
+	find_pg_bin
+	find_pg_user
+	local_sql "SET statement_timeout = '${1}s';
+DO \$\$ BEGIN
+  IF NOT pg_is_in_recovery() THEN RAISE EXCEPTION '% is not a standby', current_setting('cluster_name'); END IF;
+END \$\$;
+SELECT pg_promote(true, $1);"
+}
+
+# hold_postgres: keep the entrypoint from restarting PostgreSQL (hold file),
+# stop PostgreSQL cleanly if it runs, and wait until the entrypoint holds.
+hold_postgres() {
+	: >"$hold"
+	if as_pg pg_ctl status -D "$pgdata" >/dev/null 2>&1; then
+		as_pg pg_ctl stop -D "$pgdata" -m fast -w -t 120 >/dev/null || return 1
+		_i=0
+		until [ "$(cat "$state_file" 2>/dev/null)" = held ]; do
+			_i=$((_i + 1))
+			[ "$_i" -lt 200 ] || return 1
+			sleep 0.05
+		done
+	fi
+}
+
+# rewind_from PRIMARY: pg_rewind this (stopped) data directory against
+# PRIMARY, then put standby.signal back (pg_rewind copies the primary's files
+# and removes what the primary lacks, standby.signal included).
+rewind_from() {
+	_cstate=$(as_pg pg_controldata -D "$pgdata" | sed -n 's/^Database cluster state: *//p')
+	case $_cstate in
+	"shut down" | "shut down in recovery") ;;
+	*)
+		# pg_rewind first completes crash recovery in single-user mode, which
+		# refuses standby.signal. Safe: PostgreSQL is held, and a container
+		# restart meanwhile starts it fenced (standby.signal back first).
+		log "rejoin: $pgdata was not shut down cleanly ($_cstate): pg_rewind runs crash recovery first (single-user, no connections)"
+		rm -f "$pgdata/standby.signal"
+		;;
+	esac
+	_rlog=$PGHA_RUNTIME_DIR/rewind.log
+	_st=0
+	as_pg pg_rewind --target-pgdata="$pgdata" --progress \
+		--source-server="host=$1 port=5432 user=postgres passfile=$pgpass dbname=postgres connect_timeout=5 target_session_attrs=read-write application_name=$server-rewind" \
+		>"$_rlog" 2>&1 || _st=$?
+	while IFS= read -r _l || [ -n "$_l" ]; do log "pg_rewind: $_l"; done <"$_rlog"
+	rm -f "$_rlog"
+	as_pg touch "$pgdata/standby.signal"
+	fsync_path "$pgdata"
+	return "$_st"
+}
+
+# rejoin SECONDS: the container side of the rejoin operation, run in the
+# server's own container (still fenced: PGHA_FENCED=1 stays in its service
+# until the rejoin succeeded) when it leaves pgha:lost. Nothing to do when it
+# streams from the primary already. Otherwise: hold and stop PostgreSQL,
+# pg_rewind against the primary, resume as a standby and wait until it
+# streams. When pg_rewind fails (or the rewound server does not stream), the
+# data directory is moved aside to pgdata.before-rejoin-<UTC time> in the same
+# volume (never deleted) and a fresh copy of the primary replaces it.
+# Prints one line: "streaming", "rewound" or "recloned <kept directory>".
+# On failure PostgreSQL stays held (stopped) and the next attempt starts over.
+rejoin() {
+	[ $# -eq 1 ] || die "usage: entrypoint.sh rejoin <timeout-seconds>"
+	case $1 in *[!0-9]* | '') die "rejoin: '$1' is not a number of seconds" ;; esac
+	_timeout=$1
+	cd /
+	find_pg_bin
+	find_pg_user
+	_role=down
+	if [ -f "$pgdata/PG_VERSION" ]; then
+		_role=$(local_sql 'SELECT pg_is_in_recovery()' 2>/dev/null) || _role=down
+	fi
+	_primary=$(primary_sql "SELECT current_setting('cluster_name')" 2>/dev/null) || _primary=
+	if [ "$_role" = f ]; then
+		[ -z "$_primary" ] || die "rejoin: $server is writable, and so is $_primary: two primaries. Nothing was changed; decide which one keeps its data, make it pgha:primary and declare the other lost (pgha:lost), run pulumi up, then remove it from pgha:lost"
+		log "rejoin: $server is the primary: nothing to rejoin"
+		echo primary
+		return 0
+	fi
+	[ -n "$_primary" ] || die "rejoin: no writable peer among $PGHA_PEERS answers; a rejoin needs the primary; nothing was changed"
+
+	if [ ! -f "$pgdata/PG_VERSION" ]; then
+		is_empty_dir "$pgdata" || die "rejoin: $pgdata holds no cluster but is not empty; move it aside, then run pulumi up again"
+		log "rejoin: $pgdata is empty (a new machine?): copying $_primary"
+		copy_primary "$_timeout"
+		rm -f "$hold"
+		wait_streaming "$_timeout" || die "rejoin: $server did not stream from $_primary within $_timeout s after the copy (docker service logs $server)"
+		echo "recloned -"
+		return 0
+	fi
+
+	case $_role in
+	t)
+		# a standby on the primary's timeline streams (or connects within seconds)
+		_i=0
+		while [ "$_i" -lt 25 ]; do
+			if streams_now; then
+				log "rejoin: $server streams from $_primary already: nothing to rejoin"
+				echo streaming
+				return 0
+			fi
+			_i=$((_i + 1))
+			sleep 0.2
+		done
+		;;
+	esac
+	log "rejoin: $server ($_role) does not stream from $_primary: stopping it for pg_rewind"
+	hold_postgres || die "rejoin: could not stop PostgreSQL cleanly; nothing was changed (PostgreSQL may stay stopped until the next attempt: $hold)"
+
+	if rewind_from "$_primary"; then
+		log "rejoin: pg_rewind done; starting $server as a standby of $_primary"
+		rm -f "$hold"
+		# a rewound standby streams within seconds, or needs WAL nobody has
+		_after=60
+		[ "$_timeout" -ge 60 ] || _after=$_timeout
+		if wait_streaming "$_after"; then
+			echo rewound
+			return 0
+		fi
+		log "rejoin: after pg_rewind $server does not stream from $_primary within $_after s: making a fresh copy instead"
+		hold_postgres || die "rejoin: could not stop PostgreSQL after the rewind"
+	else
+		log "rejoin: pg_rewind against $_primary failed (see above): making a fresh copy instead"
+	fi
+
+	_aside=$PGHA_DATA_DIR/pgdata.before-rejoin-$(date -u +%Y%m%dT%H%M%SZ)
+	[ ! -e "$_aside" ] || die "rejoin: $_aside exists already; try again in a second"
+	mv "$pgdata" "$_aside"
+	fsync_path "$PGHA_DATA_DIR"
+	log "rejoin: KEPT the old data directory as $_aside (in this server's data volume; it is never deleted by pgha: remove it yourself once you no longer need it)"
+	copy_primary "$_timeout"
+	log "rejoin: fresh copy of $_primary in place with standby.signal; starting it"
+	rm -f "$hold"
+	wait_streaming "$_timeout" || die "rejoin: $server did not stream from $_primary within $_timeout s after the copy (docker service logs $server)"
+	echo "recloned $_aside"
+}
+
+# ---------------------------------------------------------------------------
+# Backups, retention, point-in-time recovery and cloning (scripts/backup.sh,
+# scripts/restore.sh, scripts/clone.sh), run in a server's own container.
+# A base backup is a directory of this server's archive volume:
+#   backups/<label>/base.tar.gz, pg_wal.tar.gz, backup_manifest (pg_basebackup
+#   -F t -z -X stream) and backup.json (one line: label, server, backupFrom,
+#   timeline, startLsn, stopLsn, stopTimeline, startWal, startTime, stopTime,
+#   bytes).
+# A restore or a clone builds the new data directory in pgdata.restore (the
+# entrypoint never starts PostgreSQL on it) and puts WAL from another archive
+# in pgha-restore-wal (the restore subcommand falls back to it).
+# ---------------------------------------------------------------------------
+
+backups_dir=$PGHA_ARCHIVE_DIR/backups
+restore_dir=$PGHA_DATA_DIR/pgdata.restore
+restore_wal=$PGHA_DATA_DIR/pgha-restore-wal
+restored_marker=$PGHA_DATA_DIR/pgha-restored
+
+# A backup label: a directory name and pg_basebackup's label.
+valid_label() {
+	case $1 in '' | .* | -* | *[!A-Za-z0-9._-]*) return 1 ;; esac
+	[ "${#1}" -le 63 ]
+}
+
+# json_field NAME JSON: the value of a string or number field of one line of
+# JSON written by backup() (no nesting, no escaped quotes).
+json_field() {
+	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p"
+}
+
+# utc_iso TIMESTAMPTZ-TEXT: the same instant as YYYY-MM-DDTHH:MM:SS.mmmZ,
+# converted by PostgreSQL (the text may name any time zone it knows).
+utc_iso() {
+	local_sql "SELECT to_char(('$1')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+}
+
+# backup LABEL: a base backup of this server (primary or standby) over its
+# local socket (peer authentication: no password involved): tar + gzip, WAL
+# streamed alongside, fast checkpoint, into backups/.LABEL.partial, then its
+# backup.json, then renamed to backups/LABEL. An existing backups/LABEL is
+# never overwritten. Prints backup.json.
+backup() {
+	[ $# -eq 1 ] || die "usage: entrypoint.sh backup <label>"
+	_label=$1
+	valid_label "$_label" || die "backup: '$_label' is not a backup label (letters, digits, '.', '_', '-', at most 63, not starting with '.' or '-')"
+	cd /
+	find_pg_bin
+	find_pg_user
+	_dest=$backups_dir/$_label
+	_part=$backups_dir/.$_label.partial
+	[ ! -e "$_dest" ] || die "backup: a backup labelled $_label exists already on $server ($_dest); refusing to overwrite it: choose another id (pulumi config set --path backup.id <new label>)"
+	_from=$(local_sql "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END") ||
+		die "backup: PostgreSQL on $server does not answer on its local socket"
+	mkdir -p "$backups_dir"
+	[ "$setuid_tool" = none ] || chown "$pg_uid:$pg_gid" "$backups_dir"
+	rm -rf "$_part"
+	as_pg mkdir "$_part"
+	_port=5432 _sock=$PGHA_SOCKET_DIR
+	if read_pidfile "$pgdata"; then _port=${pm_port:-$_port} _sock=${pm_sock:-$_sock}; fi
+	_blog=$PGHA_RUNTIME_DIR/backup-$_label.log
+	_st=0
+	as_pg pg_basebackup -h "$_sock" -p "$_port" -U postgres -D "$_part" \
+		-F t -z -X stream -c fast -l "$_label" -v >"$_blog" 2>&1 || _st=$?
+	while IFS= read -r _l || [ -n "$_l" ]; do log "pg_basebackup: $_l"; done <"$_blog"
+	rm -f "$_blog"
+	if [ "$_st" -ne 0 ] || [ ! -f "$_part/base.tar.gz" ] || [ ! -f "$_part/backup_manifest" ]; then
+		rm -rf "$_part"
+		die "backup: pg_basebackup on $server failed (exit status $_st); nothing was kept"
+	fi
+	_stop_time=$(local_sql "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+	# backup_label inside base.tar.gz: where and when the backup started.
+	_bl=$(tar -xzOf "$_part/base.tar.gz" backup_label) || die "backup: no backup_label in $_part/base.tar.gz"
+	_start_lsn=$(printf '%s\n' "$_bl" | sed -n 's/^START WAL LOCATION: *\([0-9A-Fa-f]*\/[0-9A-Fa-f]*\).*/\1/p')
+	_start_wal=$(printf '%s\n' "$_bl" | sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\)).*/\1/p')
+	_tli=$(printf '%s\n' "$_bl" | sed -n 's/^START TIMELINE: *\([0-9]*\).*/\1/p')
+	_start_time=$(utc_iso "$(printf '%s\n' "$_bl" | sed -n 's/^START TIME: *//p')")
+	# backup_manifest: the WAL ranges the backup needs, newest timeline first (a standby's
+	# backup may start on the timeline before a swap): the first one ends it.
+	_stop_lsn=$(sed -n 's/.*"End-LSN": *"\([0-9A-Fa-f]*\/[0-9A-Fa-f]*\)".*/\1/p' "$_part/backup_manifest" | head -n 1)
+	_stop_tli=$(sed -n 's/.*"Timeline": *\([0-9]*\).*"End-LSN".*/\1/p' "$_part/backup_manifest" | head -n 1)
+	if [ -z "$_start_lsn" ] || [ -z "$_start_wal" ] || [ -z "$_tli" ] || [ -z "$_stop_lsn" ]; then
+		rm -rf "$_part"
+		die "backup: could not read the start and stop of the backup from backup_label and backup_manifest; nothing was kept"
+	fi
+	_bytes=0
+	for _f in "$_part"/*.tar.gz; do _bytes=$((_bytes + $(wc -c <"$_f"))); done
+	printf '{"label":"%s","server":"%s","backupFrom":"%s","timeline":%s,"startLsn":"%s","stopLsn":"%s","stopTimeline":%s,"startWal":"%s","startTime":"%s","stopTime":"%s","bytes":%s}\n' \
+		"$_label" "$server" "$_from" "$_tli" "$_start_lsn" "$_stop_lsn" "${_stop_tli:-$_tli}" "$_start_wal" "$_start_time" "$_stop_time" "$_bytes" >"$_part/backup.json"
+	[ "$setuid_tool" = none ] || chown -R "$pg_uid:$pg_gid" "$_part"
+	for _f in "$_part"/*; do fsync_path "$_f"; done
+	fsync_path "$_part"
+	mv "$_part" "$_dest"
+	fsync_path "$backups_dir"
+	log "backup $_label of $server ($_from) complete: timeline $_tli, $_start_lsn .. $_stop_lsn, $_bytes bytes in $_dest"
+	cat "$_dest/backup.json"
+}
+
+# backups: one tab-separated line per complete backup in this archive:
+# stopTime, label, startWal, backup.json.
+backups() {
+	for _d in "$backups_dir"/*/; do
+		[ -f "$_d/backup.json" ] || continue
+		_j=$(cat "$_d/backup.json")
+		printf '%s\t%s\t%s\t%s\n' "$(json_field stopTime "$_j")" "$(json_field label "$_j")" "$(json_field startWal "$_j")" "$_j"
+	done
+}
+
+# prune OLDEST-WAL [LABEL...]: delete the named backups from this archive,
+# then the archived WAL before OLDEST-WAL with pg_archivecleanup (it compares
+# segment numbers whatever the timeline, and leaves timeline history files and
+# backup history files alone). OLDEST-WAL "-": no WAL is removed.
+prune() {
+	[ $# -ge 1 ] || die "usage: entrypoint.sh prune <oldest WAL file to keep | -> [label...]"
+	_oldest=$1
+	shift
+	case $_oldest in
+	-) ;;
+	*)
+		printf '%s' "$_oldest" | grep -qx '[0-9A-F]\{24\}' || die "prune: '$_oldest' is not a WAL file name"
+		;;
+	esac
+	for _l in "$@"; do
+		valid_label "$_l" || die "prune: '$_l' is not a backup label"
+		if [ -d "$backups_dir/$_l" ]; then
+			rm -rf "${backups_dir:?}/$_l"
+			log "prune: deleted backup $_l (retention)"
+		fi
+	done
+	fsync_path "$backups_dir"
+	[ "$_oldest" != - ] || return 0
+	cd /
+	find_pg_bin
+	find_pg_user
+	_wal=$PGHA_ARCHIVE_DIR/wal
+	_before=$(find "$_wal" -maxdepth 1 -type f | wc -l)
+	as_pg pg_archivecleanup "$_wal" "$_oldest"
+	fsync_path "$_wal"
+	log "prune: removed $((_before - $(find "$_wal" -maxdepth 1 -type f | wc -l))) archived WAL files older than $_oldest (the oldest kept backup's first)"
+}
+
+# hold: stop PostgreSQL cleanly and keep the entrypoint from starting it again
+# until `resume`.
+hold() {
+	find_pg_bin
+	find_pg_user
+	hold_postgres || die "hold: could not stop PostgreSQL on $server cleanly"
+}
+
+# set_role_passwords SOCKETDIR PORT: the postgres and replicator roles get this
+# stack's passwords (the secrets), the replicator role its attributes. The
+# statements are neither logged nor echoed on error.
+set_role_passwords() {
+	read_secret "$superuser_secret" || { log "warning: $superuser_secret is missing: passwords not set"; return 1; }
+	escape_sql "$secret"
+	_su=$escaped
+	read_secret "$replicator_secret" || { _su=; log "warning: $replicator_secret is missing: passwords not set"; return 1; }
+	escape_sql "$secret"
+	_repl=$escaped
+	secret='' escaped=''
+	_st=0
+	printf '%s\n' \
+		"SET log_statement = 'none';" \
+		"SET log_min_error_statement = 'panic';" \
+		"SET log_min_duration_statement = -1;" \
+		"SET standard_conforming_strings = on;" \
+		"SET password_encryption = 'scram-sha-256';" \
+		"ALTER ROLE postgres WITH PASSWORD '$_su';" \
+		"DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') THEN CREATE ROLE replicator; END IF; END \$\$;" \
+		"ALTER ROLE replicator WITH REPLICATION LOGIN PASSWORD '$_repl';" |
+		as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$1" -p "$2" -U postgres -d postgres >/dev/null || _st=$?
+	_su='' _repl=''
+	return "$_st"
+}
+
+# recover TIMESTAMP KEY TIMEOUT [recovery_target_...=VALUE...]: the container
+# side of a point-in-time recovery or a clone. pgdata.restore holds a restored
+# base backup. A temporary server runs on it (recovery.signal; no TCP, its
+# socket in the runtime directory only; the recovery targets given and
+# recovery_target_action=promote only on its command line), replays archived
+# WAL to the target (to the end of the WAL when none is given) and promotes
+# to a new timeline; then the roles get this stack's passwords, a checkpoint
+# is taken and the temporary server stops cleanly. Only then the current
+# pgdata (if any; PostgreSQL must be held) is moved to
+# pgdata.before-restore-TIMESTAMP (never deleted) and pgdata.restore takes its
+# place; KEY goes to pgha-restored. A failure, or a container restart, before
+# that rename leaves pgdata as it was. Prints "timeline <TLI> lsn <LSN>".
+recover() {
+	[ $# -ge 3 ] || die "usage: entrypoint.sh recover <timestamp> <key> <timeout-seconds> [recovery_target_...=<value>...]"
+	_ts=$1 _key=$2 _timeout=$3
+	shift 3
+	case $_ts in '' | *[!0-9A-Za-z]*) die "recover: '$_ts' is not a timestamp such as 20250101T000000Z" ;; esac
+	case $_timeout in '' | *[!0-9]*) die "recover: '$_timeout' is not a number of seconds" ;; esac
+	_n=$#
+	while [ "$_n" -gt 0 ]; do
+		case $1 in
+		recovery_target_time=?* | recovery_target_lsn=?* | recovery_target_name=?* | recovery_target_inclusive=?* | recovery_target_timeline=?*)
+			set -- "$@" -c "$1"
+			;;
+		*) die "recover: '$1' is not a recovery target setting (recovery_target_time|lsn|name|inclusive|timeline=<value>)" ;;
+		esac
+		shift
+		_n=$((_n - 1))
+	done
+	cd /
+	find_pg_bin
+	find_pg_user
+	[ -f "$restore_dir/PG_VERSION" ] || die "recover: $restore_dir holds no data directory"
+	_aside=$PGHA_DATA_DIR/pgdata.before-restore-$_ts
+	[ ! -e "$_aside" ] || die "recover: $_aside exists already"
+	if read_pidfile "$pgdata" && kill -0 "$pm_pid" 2>/dev/null; then
+		die "recover: PostgreSQL runs on $pgdata (pid $pm_pid); hold it first"
+	fi
+	rm -f "$restore_dir/standby.signal" "$restore_dir/postmaster.pid" "$restore_dir/postmaster.opts"
+	: >"$restore_dir/recovery.signal"
+	if [ "$setuid_tool" != none ]; then
+		find "$restore_dir" ! -user "$PGHA_USER" -exec chown "$pg_uid:$pg_gid" {} +
+		[ ! -d "$restore_wal" ] || chown -R "$pg_uid:$pg_gid" "$restore_wal"
+	fi
+	chmod 700 "$restore_dir"
+	_targets=$(printf '%s ' "$@" | sed 's/-c //g')
+	log "recover: starting a temporary server on $restore_dir (no TCP) to replay the archived WAL up to ${_targets:-the end of the WAL }and promote"
+	start_postgres "$restore_dir" -c listen_addresses= -c "unix_socket_directories=$PGHA_RUNTIME_DIR" \
+		-c recovery_target_action=promote "$@"
+	_i=0
+	while :; do
+		if ! kill -0 "$child" 2>/dev/null; then
+			wait_child
+			die "recover: the temporary server stopped (exit status $child_status) before it promoted: the recovery failed (see PostgreSQL's messages above); $pgdata was not touched"
+		fi
+		if read_pidfile "$restore_dir" && [ -n "$pm_port" ] &&
+			[ "$(printf 'SELECT pg_is_in_recovery();\n' | as_pg psql -X -q -A -t -h "$PGHA_RUNTIME_DIR" -p "$pm_port" -U postgres -d postgres 2>/dev/null)" = f ]; then
+			break
+		fi
+		_i=$((_i + 1))
+		if [ "$_i" -ge $((_timeout * 10)) ]; then
+			signal_postgres INT
+			wait_child
+			die "recover: no promotion within $_timeout s; stopped the temporary server; $pgdata was not touched"
+		fi
+		[ $((_i % 100)) -ne 0 ] || log "recover: still replaying archived WAL ($((_i / 10)) s)"
+		sleep 0.1
+	done
+	_psql() { printf '%s\n' "$1" | as_pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGHA_RUNTIME_DIR" -p "$pm_port" -U postgres -d postgres; }
+	if ! set_role_passwords "$PGHA_RUNTIME_DIR" "$pm_port"; then
+		signal_postgres INT
+		wait_child
+		die "recover: could not set the roles' passwords; $pgdata was not touched"
+	fi
+	_pos=$(_psql "CHECKPOINT; SELECT timeline_id || ' ' || pg_current_wal_lsn() FROM pg_control_checkpoint();") || _pos=
+	signal_postgres INT
+	wait_child
+	[ "$child_status" -eq 0 ] || die "recover: the temporary server stopped with status $child_status; $pgdata was not touched"
+	log "recover: promoted and stopped cleanly (timeline ${_pos% *}, at ${_pos#* })"
+
+	if [ -f "$pgdata/PG_VERSION" ] || ! is_empty_dir "$pgdata"; then
+		mv "$pgdata" "$_aside"
+		log "recover: KEPT the previous data directory as $_aside (in this server's data volume; pgha never deletes it: remove it yourself once you no longer need it)"
+	elif [ -d "$pgdata" ]; then
+		rmdir "$pgdata"
+	fi
+	mv "$restore_dir" "$pgdata"
+	rm -rf "$restore_wal"
+	printf '%s\n' "$_key" >"$restored_marker.tmp"
+	mv -f "$restored_marker.tmp" "$restored_marker"
+	fsync_path "$PGHA_DATA_DIR"
+	printf 'timeline %s lsn %s\n' "${_pos% *}" "${_pos#* }"
+}
+
+# reclone TIMESTAMP TIMEOUT: after a point-in-time recovery of the primary,
+# this server's data is from the abandoned history: hold PostgreSQL, move the
+# data directory to pgdata.before-restore-TIMESTAMP (never deleted), copy the
+# primary, resume as a standby and wait until it streams.
+reclone() {
+	[ $# -eq 2 ] || die "usage: entrypoint.sh reclone <timestamp> <timeout-seconds>"
+	_ts=$1 _timeout=$2
+	case $_ts in '' | *[!0-9A-Za-z]*) die "reclone: '$_ts' is not a timestamp" ;; esac
+	case $_timeout in '' | *[!0-9]*) die "reclone: '$_timeout' is not a number of seconds" ;; esac
+	cd /
+	find_pg_bin
+	find_pg_user
+	hold_postgres || die "reclone: could not stop PostgreSQL on $server cleanly"
+	_aside=-
+	if [ -e "$pgdata" ] && ! is_empty_dir "$pgdata"; then
+		_aside=$PGHA_DATA_DIR/pgdata.before-restore-$_ts
+		[ ! -e "$_aside" ] || die "reclone: $_aside exists already"
+		mv "$pgdata" "$_aside"
+		fsync_path "$PGHA_DATA_DIR"
+		log "reclone: KEPT the previous data directory as $_aside (never deleted by pgha)"
+	fi
+	copy_primary "$_timeout"
+	rm -f "$hold"
+	wait_streaming "$_timeout" || die "reclone: $server did not stream from $_primary within $_timeout s after the copy (docker service logs $server)"
+	echo "recloned $_aside"
 }
 
 case ${1:-} in
@@ -797,9 +1319,18 @@ archive) shift; archive "$@" ;;
 restore) shift; restore "$@" ;;
 basebackup) basebackup ;;
 sql) shift; sql_cmd "$@" ;;
+sql-stdin) sql_stdin ;;
 demote) demote ;;
 resume) resume ;;
 undemote) undemote ;;
 promote) shift; promote "$@" ;;
-*) die "unknown subcommand '$1'; usage: entrypoint.sh [run | health | archive <path> <file> | restore <file> <path> | basebackup | sql <statement> | demote | resume | undemote | promote <lsn> <seconds>]" ;;
+promote-now) shift; promote_now "$@" ;;
+rejoin) shift; rejoin "$@" ;;
+backup) shift; backup "$@" ;;
+backups) backups ;;
+prune) shift; prune "$@" ;;
+hold) hold ;;
+recover) shift; recover "$@" ;;
+reclone) shift; reclone "$@" ;;
+*) die "unknown subcommand '$1'; usage: entrypoint.sh [run | health | archive <path> <file> | restore <file> <path> | basebackup | sql <statement> | demote | resume | undemote | promote <lsn> <seconds> | promote-now <seconds> | rejoin <seconds> | backup <label> | backups | prune <wal|-> [label...] | hold | recover <ts> <key> <seconds> [setting...] | reclone <ts> <seconds>]" ;;
 esac

@@ -5,7 +5,8 @@
 # Refuses when another server already holds a data directory: initializing beside it would
 # create a second, unrelated cluster.
 #
-# Environment: PGHA_SERVER (the primary), PGHA_IMAGE, PGHA_SERVERS (lines "name volume host|-").
+# Environment: PGHA_SERVER (the primary), PGHA_IMAGE, PGHA_SERVERS (lines "name volume host|-");
+# with pgha:cloneFrom also PGHA_CLONE_* (then scripts/clone.sh fills the volume instead).
 set -eu
 . "$(dirname "$0")/lib.sh"
 require_env PGHA_SERVER PGHA_IMAGE PGHA_SERVERS
@@ -46,6 +47,10 @@ foreign)
 esac
 if [ -n "$with_data" ]; then
     die "refusing to initialize a new cluster on $PGHA_SERVER:${with_data} already hold(s) a data directory. Set pgha:primary to the server that was primary (pulumi config set pgha:primary <name>) and run pulumi up again; nothing was changed"
+fi
+if [ -n "${PGHA_CLONE_VOLUME:-}${PGHA_CLONE_PATH:-}" ]; then
+    # pgha:cloneFrom: the first primary starts from a copy of another cluster instead of initdb.
+    exec sh "$pgha_scripts/clone.sh"
 fi
 docker_at "$target_host" run --rm --network none --label pgha.operation=initialize -v "$target_volume:/v" --entrypoint /bin/sh "$PGHA_IMAGE" -c \
     'rm -rf /v/pgdata.partial && printf "server=%s\n" "$1" > /v/pgha-initialize.tmp && mv /v/pgha-initialize.tmp /v/pgha-initialize' sh "$PGHA_SERVER"

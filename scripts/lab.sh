@@ -6,6 +6,11 @@
 #   scripts/lab.sh status   say what is up; exit 0 only when everything is
 #   scripts/lab.sh image    only (re)build and load the PostgreSQL image (engines must be up)
 #   scripts/lab.sh purge    down, then also delete the engines' data, the image cache and the logs
+#   scripts/lab.sh stop-node b   node-b is gone: SIGKILL to its engine, containerd, shims and
+#                           containers at once (a power cut; nothing shuts down cleanly), until the
+#                           manager reports node-b Down (idempotent)
+#   scripts/lab.sh start-node b  node-b is back: its engine starts again and the node is Ready in
+#                           the swarm (rejoins it if needed; idempotent)
 #
 # The lab:
 #   node-a  swarm manager, in the host's network namespace, engine on unix:///var/run/docker.sock
@@ -667,6 +672,41 @@ cmd_purge() {
 	say "purged $LAB_LIB $LAB_CACHE $LAB_LOG"
 }
 
+# node_state HOSTNAME: ready, down, ... as the manager sees it
+node_state() { dA node inspect --format '{{.Status.State}}' "$1" 2>/dev/null; }
+node_down() { [ "$(node_state node-b)" = down ]; }
+
+cmd_stop_node() {
+	[ "${1:-}" = b ] || die "usage: $0 stop-node b (node-b, the worker, is the one that can go)"
+	lock
+	_t=$(now)
+	_pids=$(procs_of "$EXEC_B")
+	if [ -z "$_pids" ]; then
+		say "node-b's engine is not running (nothing to stop)"
+	else
+		say "node-b goes away: SIGKILL to its engine, containerd, shims and containers ($(printf '%s\n' "$_pids" | wc -l) processes)"
+		# shellcheck disable=SC2086
+		kill_all $_pids
+	fi
+	stop_engine b # whatever is left: mounts, pid file, socket, cgroups (no engine to signal now)
+	say "waiting for the manager to mark node-b Down"
+	wait_until 120 node_down || die "the manager still sees node-b as $(node_state node-b) after 120 s"
+	say "node-b is Down in the swarm ($(since "$_t"))"
+}
+
+cmd_start_node() {
+	[ "${1:-}" = b ] || die "usage: $0 start-node b"
+	lock
+	_t=$(now)
+	network_ok || die "namespace $NETNS or its veth is missing: run scripts/lab.sh up"
+	if ! answers "$SOCK_A" || [ "$(swarm_field a ControlAvailable)" != true ]; then
+		die "node-a is not the swarm manager: run scripts/lab.sh up"
+	fi
+	start_engine_b
+	ensure_swarm
+	say "node-b is back and Ready ($(since "$_t"))"
+}
+
 cmd_status() {
 	_ok=0
 	check() { # check DESCRIPTION COMMAND...
@@ -693,8 +733,10 @@ down) cmd_down ;;
 status) cmd_status ;;
 image) cmd_image ;;
 purge) cmd_purge ;;
+stop-node) cmd_stop_node "${2:-}" ;;
+start-node) cmd_start_node "${2:-}" ;;
 *)
-	echo "usage: $0 up|down|status|image|purge" >&2
+	echo "usage: $0 up|down|status|image|purge|stop-node b|start-node b" >&2
 	exit 2
 	;;
 esac

@@ -80,6 +80,9 @@ in_server() {
 server_sql() { in_server "$1" sql "$2"; }
 
 # role_of NAME: primary, standby or down.
+# The operations check single facts quickly here (a role, one standby's streaming state); the full
+# health check (one primary, every standby streaming through an active slot, slots keeping their
+# WAL, archivers not failing) is components/health.ts, run by `npm run status`.
 role_of() {
     case $(server_sql "$1" 'SELECT pg_is_in_recovery()' 2>/dev/null) in
     f) echo primary ;;
@@ -101,5 +104,65 @@ wait_until() {
             _next_log=$(($(now_ms) + 5000))
         fi
         sleep 0.1
+    done
+}
+
+# entrypoint_in HOST CONTAINER SUBCOMMAND ARGS...: run an entrypoint subcommand in a running server
+# container with the program's own scripts/entrypoint.sh (copied into the container's tmpfs), not
+# the copy its service was started with: an operation that runs before its service is updated (a
+# rejoin) or while it may be (a failover) gets the subcommands it was written for.
+entrypoint_in() {
+    _eh=$1 _ec=$2
+    shift 2
+    _op=/dev/shm/pgha-operation-$$.sh
+    docker_at "$_eh" exec -i "$_ec" /bin/sh -c "cat >$_op" <"$pgha_scripts/entrypoint.sh" || return 1
+    _est=0
+    docker_at "$_eh" exec "$_ec" /bin/sh "$_op" "$@" || _est=$?
+    docker_at "$_eh" exec "$_ec" rm -f "$_op" >/dev/null 2>&1 || true
+    return "$_est"
+}
+
+# server_exec NAME COMMAND...: run COMMAND (not an entrypoint subcommand) in NAME's container, its
+# standard input passed through (file copies between containers are pipes between two of these).
+server_exec() {
+    _xn=$1
+    shift
+    _xc=$(server_container "$_xn")
+    [ -n "$_xc" ] || { log "$_xn has no running container"; return 1; }
+    docker_at "$(server_host "$_xn")" exec -i "$_xc" "$@"
+}
+
+# server_names: the names in PGHA_SERVERS (lines "name host|- ..."), one a line.
+server_names() { printf '%s\n' "$PGHA_SERVERS" | awk 'NF { print $1 }'; }
+
+# in_server_stdin NAME SUBCOMMAND ARGS...: like in_server, with this script's stdin attached.
+in_server_stdin() {
+    _n=$1
+    shift
+    _c=$(server_container "$_n")
+    [ -n "$_c" ] || { log "$_n has no running container"; return 1; }
+    docker_at "$(server_host "$_n")" exec -i "$_c" /bin/sh /etc/pgha/entrypoint.sh "$@"
+}
+
+# settled NAME: NAME's service is not in the middle of an update (as the swarm manager, the default
+# engine, sees it) and its container runs. A `pulumi up` that changes a service spec runs the
+# Commands that depend on it once the update is requested, while swarm may still replace the task.
+settled() {
+    case $(docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$1" 2>/dev/null) in
+    updating | rollback_started) return 1 ;;
+    esac
+    [ -n "$(server_container "$1")" ]
+}
+
+# answers NAME: PostgreSQL on NAME answers on its local socket.
+answers() { [ "$(role_of "$1")" != down ]; }
+
+# wait_servers SECONDS NAME...: every NAME's service settled and its PostgreSQL answering.
+wait_servers() {
+    _wl=$1
+    shift
+    for _wn in "$@"; do
+        wait_until "$_wl" "$_wn's service to settle (an update in progress)" settled "$_wn" || return 1
+        wait_until "$_wl" "PostgreSQL on $_wn to answer" answers "$_wn" || return 1
     done
 }

@@ -16,18 +16,20 @@ esac
 t0=$(date +%s)
 phase() { echo "[test] $1 ($(($(date +%s) - t0)) s since start)"; }
 
+# PostgreSQL server binaries (the unit suite runs real servers: templates, entrypoint) and
+# libpq's headers (pg-native, the tests' libpq client, builds against them during npm ci).
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v pg_config >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { echo "PostgreSQL server binaries or libpq-dev are missing: run as root, or apt-get install postgresql-15 libpq-dev" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 libpq-dev >/dev/null
+    phase "PostgreSQL and libpq-dev installed"
+fi
+
 # npm packages, exactly as pinned in package-lock.json.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund
     phase "npm packages installed"
 fi
 
-# PostgreSQL server binaries: the unit suite runs real servers (templates, entrypoint).
-if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] || { echo "PostgreSQL server binaries are missing: run as root or apt-get install postgresql-15" >&2; exit 1; }
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
-    phase "PostgreSQL installed"
-fi
 
 status=0
 if [ "$what" != e2e ]; then

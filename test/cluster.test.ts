@@ -4,10 +4,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { Cluster } from "../components/cluster";
+import { Cluster, parseBackups } from "../components/cluster";
 import { validateConfig } from "../components/config";
 import { loadConfig } from "../components/stack-config";
-import { DeclaredResource, plaintextStrings, ProgramRun, runUnderMocks, unwrapSecrets, valueOf } from "./helpers/mock-program";
+import { DeclaredResource, isSecretValue, plaintextStrings, ProgramRun, runUnderMocks, unwrapSecrets, valueOf } from "./helpers/mock-program";
 
 const SUPERUSER = "su-Secret-4711";
 const REPLICATOR = "repl-Secret-0815";
@@ -204,6 +204,52 @@ describe("a role swap", async () => {
     });
 });
 
+describe("failover and rejoin (pgha:lost)", async () => {
+    const healthy = await declare(lab);
+    const failover = await declare({ ...lab, primary: "pg1", lost: ["pg2"] });
+    const env = (run: ProgramRun, s: string) => spec(run.byName(s, SERVICE)).taskSpec.containerSpec.env;
+
+    it("fences only the lost server's service (PGHA_FENCED=1), and no service of a healthy cluster", () => {
+        for (const s of lab.servers) expect(env(healthy, s.name).PGHA_FENCED, s.name).toBeUndefined();
+        expect(env(failover, "pg2").PGHA_FENCED).toBe("1");
+        expect(env(failover, "pg1").PGHA_FENCED).toBeUndefined();
+        expect(env(failover, "pg3").PGHA_FENCED).toBeUndefined();
+    });
+
+    it("declares one rejoin Command per server, triggered by whether the server is lost", () => {
+        for (const s of lab.servers) {
+            const r = spec(healthy.byName(`${s.name}-rejoin`, COMMAND));
+            expect(r.create).toBe("sh ./scripts/rejoin.sh");
+            expect(r.triggers).toEqual(["not lost"]);
+            expect(r.environment).toEqual({ PGHA_SERVER: s.name, PGHA_DOCKER_HOST: s.dockerHost, PGHA_DATA_VOLUME: `${s.name}-data`, PGHA_LOST: "0" });
+        }
+        expect(spec(failover.byName("pg2-rejoin", COMMAND)).triggers).toEqual(["lost"]);
+        expect(spec(failover.byName("pg2-rejoin", COMMAND)).environment.PGHA_LOST).toBe("1");
+        expect(spec(failover.byName("pg1-rejoin", COMMAND)).triggers).toEqual(["not lost"]);
+    });
+
+    it("changes, for a failover, the lost server's rejoin and service, and the switchover (primary and lost list)", async () => {
+        const key = (r: DeclaredResource) => `${r.type} ${r.name}`;
+        const before = await declare({ ...lab, primary: "pg2" });
+        const after = new Map(failover.resources.map((r) => [key(r), r]));
+        const changed = before.resources
+            .filter((r) => JSON.stringify(unwrapSecrets(after.get(key(r))!.inputs)) !== JSON.stringify(unwrapSecrets(r.inputs)))
+            .map((r) => r.name);
+        // (initialize ignores changes of its inputs: it ran once, at creation)
+        expect(changed.sort()).toEqual(["pg2", "pg2-rejoin", "pgha-initialize", "pgha-switchover"]);
+        expect((failover.byName("pgha-switchover", COMMAND).inputs.environment as any).PGHA_LOST).toBe("pg2");
+        expect(failover.byName("pgha-switchover", COMMAND).inputs.triggers).toEqual(["pg1"]);
+    });
+
+    it("updates a server's service only after its rejoin ran (the fence is lifted after the rejoin)", async () => {
+        const slow = await runUnderMocks(lab, secrets, () => new Cluster("pgha", loadConfig()), (type, name) => (name.endsWith("-rejoin") ? 200 : 0));
+        const order = slow.resources.map((r) => `${r.type} ${r.name}`);
+        for (const s of lab.servers) {
+            expect(order.indexOf(`${SERVICE} ${s.name}`)).toBeGreaterThan(order.indexOf(`${COMMAND} ${s.name}-rejoin`));
+        }
+    });
+});
+
 describe("the program's entry point", () => {
     it("exports the primary, the servers and the connection strings", async () => {
         let mod: any;
@@ -216,6 +262,15 @@ describe("the program's entry point", () => {
         expect(mod.servers.pg2.node).toBe("node-b");
         expect(await valueOf(mod.servers.pg2.dataVolume)).toBe("pg2-data");
         expect(await valueOf(mod.network)).toBe("pgha_lab");
+    });
+
+    it("exports where each server's published port is reached: its address, by default its node", async () => {
+        const run = await declare({ ...lab, servers: lab.servers.map((s) => (s.name === "pg1" ? { ...s, address: "127.0.0.1" } : s)) });
+        const out = run.cluster.serverOutputs;
+        expect([out.pg1.address, out.pg1.publishedPort]).toEqual(["127.0.0.1", 15432]);
+        expect([out.pg2.address, out.pg2.publishedPort]).toEqual(["node-b", 15433]);
+        expect(out.pg3.address).toBe("node-b");
+        expect(out.pg3.publishedPort).toBeUndefined();
     });
 
     it("declares nothing when the config is invalid", async () => {
@@ -246,5 +301,89 @@ describe("the program's entry point", () => {
 
     it("validates with the same rules as the pure validator", () => {
         expect(() => validateConfig(lab)).not.toThrow();
+    });
+});
+
+describe("backups, point-in-time recovery and cloning", async () => {
+    const backup = { id: "nightly-1", keep: 3 };
+    const restore = { backup: "nightly-1", target: { name: "before-migration" }, confirm: "nightly-1" };
+    const run = await declare({ ...lab, backup, restore });
+
+    it("declares no backup or restore Command unless configured, and lists no backups", async () => {
+        const plain = await declare(lab);
+        expect(plain.resources.filter((r) => /-(backup|restore)$/.test(r.name))).toEqual([]);
+        expect(await valueOf(plain.cluster.backups)).toEqual([]);
+        expect(run.resources.filter((r) => /-(backup|restore)$/.test(r.name)).map((r) => r.name).sort()).toEqual(["pgha-backup", "pgha-restore"]);
+    });
+
+    it("takes a backup when backup.id changes (its trigger), and re-applies retention only otherwise", () => {
+        const b = spec(run.byName("pgha-backup", COMMAND));
+        expect(b.create).toBe("sh ./scripts/backup.sh take");
+        expect(b.update).toBe("sh ./scripts/backup.sh retain");
+        expect(b.triggers).toEqual(["nightly-1"]);
+        expect(b.environment).toEqual({
+            PGHA_SERVERS: "pg1 unix:///var/run/docker.sock pg1-archive\npg2 unix:///var/run/docker-b.sock pg2-archive\npg3 unix:///var/run/docker-b.sock pg3-archive",
+            PGHA_BACKUP_LABEL: "nightly-1",
+            PGHA_BACKUP_KEEP: "3",
+            PGHA_BACKUP_SERVER: "",
+        });
+    });
+
+    it("runs a restore when its backup, target or id changes (its triggers), and nothing when only the servers change", () => {
+        const r = spec(run.byName("pgha-restore", COMMAND));
+        expect(r.create).toBe("sh ./scripts/restore.sh");
+        expect(r.update).toMatch(/^echo .*nothing to do/);
+        expect(r.triggers).toEqual(["nightly-1", "name=before-migration", ""]);
+        expect(r.environment).toMatchObject({ PGHA_RESTORE_BACKUP: "nightly-1", PGHA_RESTORE_TARGET: "name=before-migration", PGHA_RESTORE_ID: "" });
+    });
+
+    it("carries no password in the backup and restore Commands, so their output is not secret", () => {
+        for (const name of ["pgha-backup", "pgha-restore"]) {
+            const c = run.byName(name, COMMAND);
+            expect(isSecretValue(c.inputs.environment), name).toBe(false);
+            expect(JSON.stringify(c.inputs), name).not.toMatch(/Secret-4711|Secret-0815/);
+        }
+        const needles = [SUPERUSER, REPLICATOR, Buffer.from(SUPERUSER).toString("base64"), Buffer.from(REPLICATOR).toString("base64")];
+        for (const r of run.resources) for (const text of plaintextStrings(r.inputs)) for (const n of needles) expect(text.includes(n), `${r.name}`).toBe(false);
+    });
+
+    it("leaves backup and restore alone on a role swap", async () => {
+        const after = await declare({ ...lab, backup, restore, primary: "pg2" });
+        const changed = run.resources
+            .filter((r) => JSON.stringify(unwrapSecrets(after.byName(r.name, r.type).inputs)) !== JSON.stringify(unwrapSecrets(r.inputs)))
+            .map((r) => r.name);
+        expect(changed.sort()).toEqual(["pgha-initialize", "pgha-switchover"]);
+    });
+
+    it("runs the backup after the switchover, and the restore after both", async () => {
+        const slow = await runUnderMocks({ ...lab, backup, restore }, secrets, () => new Cluster("pgha", loadConfig()), (_t, name) => (name === "pgha-switchover" ? 200 : name === "pgha-backup" ? 100 : 0));
+        const order = slow.resources.map((r) => r.name);
+        expect(order.indexOf("pgha-backup")).toBeGreaterThan(order.indexOf("pgha-switchover"));
+        expect(order.indexOf("pgha-restore")).toBeGreaterThan(order.indexOf("pgha-backup"));
+    });
+
+    it("names a configured backup server, and a new keep changes no trigger", async () => {
+        const other = await declare({ ...lab, backup: { ...backup, server: "pg2", keep: 5 } });
+        const b = spec(other.byName("pgha-backup", COMMAND));
+        expect(b.environment).toMatchObject({ PGHA_BACKUP_SERVER: "pg2", PGHA_BACKUP_KEEP: "5" });
+        expect(b.triggers).toEqual(["nightly-1"]);
+    });
+
+    it("clones in the initialize step when cloneFrom is set, without changing its command", async () => {
+        const clone = await declare({ ...lab, cloneFrom: { archiveVolume: "prod-pg2-archive", dockerHost: "ssh://admin@prod-b", backup: "nightly-1" } });
+        const init = spec(clone.byName("pgha-initialize", COMMAND));
+        expect(init.create).toBe("sh ./scripts/initialize.sh");
+        expect(init.environment).toMatchObject({ PGHA_CLONE_VOLUME: "prod-pg2-archive", PGHA_CLONE_DOCKER_HOST: "ssh://admin@prod-b", PGHA_CLONE_BACKUP: "nightly-1" });
+        const fromPath = await declare({ ...lab, cloneFrom: { path: "/backups/nightly-1" } });
+        expect(spec(fromPath.byName("pgha-initialize", COMMAND)).environment).toMatchObject({ PGHA_CLONE_PATH: "/backups/nightly-1" });
+        expect(spec(run.byName("pgha-initialize", COMMAND)).environment.PGHA_CLONE_VOLUME).toBeUndefined();
+    });
+
+    it("reads the backup listing from the backup Command's stdout", () => {
+        const listing = [{ label: "b1", server: "pg2", archiveVolume: "pg2-archive", timeline: 1 }];
+        expect(parseBackups(JSON.stringify(listing))).toEqual(listing);
+        expect(parseBackups("")).toEqual([]);
+        expect(parseBackups("not json")).toEqual([]);
+        expect(parseBackups("{}")).toEqual([]);
     });
 });

@@ -114,11 +114,36 @@ describe("servers", () => {
             /different dockerHost/,
         ));
     it("refuses unknown server keys", () => refused({ servers: [{ name: "pg1", node: "a", role: "primary" }], primary: "pg1" }, "pgha:servers[0].role", /unknown key/));
+    it("accepts an address that is a hostname or an IPv4 address", () => {
+        for (const address of ["127.0.0.1", "192.168.77.2", "node-b", "db1.example.com"]) {
+            const cfg = validateConfig({ servers: [{ name: "pg1", node: "a", port: 5432, address }], primary: "pg1" });
+            expect(cfg.servers[0].address).toBe(address);
+        }
+        expect(validateConfig({ servers: [{ name: "pg1", node: "a", port: 5432 }], primary: "pg1" }).servers[0].address).toBeUndefined();
+    });
+    for (const bad of ["300.1.1.1", "10.0.0", "-node", "node_b", "tcp://node-b", "a b", "", 42]) {
+        it(`refuses the address ${JSON.stringify(bad)}`, () =>
+            refused({ servers: [{ name: "pg1", node: "a", port: 5432, address: bad }], primary: "pg1" }, "pgha:servers[0].address", /not a hostname or an IPv4 address/, /pulumi config set --path 'servers\[0\]\.address'/));
+    }
+    it("refuses an address without a published port", () =>
+        refused({ servers: [{ name: "pg1", node: "a", address: "10.1.2.3" }], primary: "pg1" }, "pgha:servers[0].address", /servers\[0\]\.port is not/, /servers\[0\]\.port' 5432/));
 });
 
 describe("primary", () => {
     it("must be set", () => refused({ servers: good.servers }, "pgha:primary", /missing/, /pulumi config set pgha:primary pg1/));
     it("must be among the servers", () => refused({ ...good, primary: "pg3" }, "pgha:primary", /'pg3' is not among pgha:servers \(pg1, pg2\)/));
+});
+
+describe("lost (failover)", () => {
+    it("defaults to no lost server", () => expect(validateConfig(good).lost).toEqual([]));
+    it("accepts a lost server that is not the primary", () => expect(validateConfig({ ...good, lost: ["pg2"] }).lost).toEqual(["pg2"]));
+    it("must be a list", () => refused({ ...good, lost: "pg2" }, "pgha:lost", /must be a list/, /pulumi config set --path 'lost\[0\]' pg2/));
+    it("names only servers", () =>
+        refused({ ...good, lost: ["pg9"] }, "pgha:lost[0]", /'pg9' is not among pgha:servers \(pg1, pg2\)/, /pulumi config rm --path 'lost\[0\]'/));
+    it("names each server once", () => refused({ ...good, lost: ["pg2", "pg2"] }, "pgha:lost[1]", /listed twice/, /pulumi config rm --path 'lost\[1\]'/));
+    it("never holds the primary: a failover names a surviving server", () =>
+        refused({ ...good, primary: "pg2", lost: ["pg2"] }, "pgha:primary", /'pg2' is declared lost/, /pulumi config set pgha:primary pg1/));
+    it("leaves at least one server", () => refused({ ...good, lost: ["pg1", "pg2"] }, "pgha:lost", /lists every server/, /remove the servers whose node is back/));
 });
 
 describe("postgresql parameters", () => {
@@ -173,4 +198,74 @@ describe("secrets", () => {
         }
         throw new Error("expected a refusal");
     });
+});
+
+describe("backup, restore, cloneFrom", () => {
+    it("accepts a backup with defaults and takes keep 7 when unset", () => {
+        expect(validateConfig({ ...good, backup: { id: "2025-01-31T0200Z" } }).backup).toEqual({ id: "2025-01-31T0200Z", keep: 7 });
+        expect(validateConfig({ ...good, backup: { id: "nightly.42", server: "pg1", keep: 3 } }).backup).toEqual({ id: "nightly.42", server: "pg1", keep: 3 });
+        expect(validateConfig(good).backup).toBeUndefined();
+    });
+    it("requires backup.id", () => refused({ ...good, backup: { keep: 2 } }, "pgha:backup.id", /missing/, /pulumi config set --path 'backup.id'/));
+    for (const bad of ["", ".hidden", "-x", "a/b", "a b", "x".repeat(64), 7]) {
+        it(`refuses the backup id ${JSON.stringify(bad).slice(0, 12)}`, () => refused({ ...good, backup: { id: bad } }, "pgha:backup.id", /not a backup label/));
+    }
+    it("refuses a backup server that is not a server", () => refused({ ...good, backup: { id: "b1", server: "pg9" } }, "pgha:backup.server", /not among pgha:servers \(pg1, pg2\)/, /pulumi config rm --path backup.server/));
+    for (const bad of [0, -1, 2.5, "7", 1001]) {
+        it(`refuses backup.keep ${JSON.stringify(bad)}`, () => refused({ ...good, backup: { id: "b1", keep: bad } }, "pgha:backup.keep", /1-1000/));
+    }
+    it("refuses unknown backup keys", () => refused({ ...good, backup: { id: "b1", label: "x" } }, "pgha:backup.label", /unknown key; backup has id, server, keep/));
+
+    const restore = { backup: "b1", target: { name: "before-migration" }, confirm: "b1" };
+    it("accepts a restore to a restore point, an LSN or a time", () => {
+        expect(validateConfig({ ...good, restore }).restore).toEqual({ backup: "b1", target: { name: "before-migration" } });
+        expect(validateConfig({ ...good, restore: { ...restore, target: { lsn: "0/3000a60" }, id: "2" } }).restore).toEqual({ backup: "b1", target: { lsn: "0/3000A60" }, id: "2" });
+        for (const time of ["2025-01-31T12:00:00Z", "2025-01-31 12:00:00.123456+01", "2025-01-31T12:00+05:30"]) {
+            expect(validateConfig({ ...good, restore: { ...restore, target: { time } } }).restore?.target).toEqual({ time });
+        }
+    });
+    it("requires the confirmation to repeat the backup label", () => {
+        refused({ ...good, restore: { ...restore, confirm: undefined } }, "pgha:restore.confirm", /missing/, /pulumi config set --path 'restore.confirm' b1/);
+        refused({ ...good, restore: { ...restore, confirm: "yes" } }, "pgha:restore.confirm", /'yes' is not the backup's label/);
+    });
+    it("requires a backup label", () => refused({ ...good, restore: { target: { name: "x" }, confirm: "x" } }, "pgha:restore.backup", /missing/));
+    it("requires exactly one target", () => {
+        refused({ ...good, restore: { ...restore, target: {} } }, "pgha:restore.target", /no target/, /exactly one of time, lsn, name/);
+        refused({ ...good, restore: { ...restore, target: { name: "x", lsn: "0/1" } } }, "pgha:restore.target", /lsn and name are both set/);
+        refused({ ...good, restore: { backup: "b1", confirm: "b1" } }, "pgha:restore.target", /missing/);
+    });
+    it("refuses a time without a time zone, or that is no time", () => {
+        refused({ ...good, restore: { ...restore, target: { time: "2025-01-31 12:00:00" } } }, "pgha:restore.target.time", /with a time zone/);
+        refused({ ...good, restore: { ...restore, target: { time: "yesterday" } } }, "pgha:restore.target.time", /ISO 8601/);
+        refused({ ...good, restore: { ...restore, target: { time: "2025-13-45T12:00:00Z" } } }, "pgha:restore.target.time", /ISO 8601/);
+    });
+    it("refuses an LSN that is none", () => refused({ ...good, restore: { ...restore, target: { lsn: "3000060" } } }, "pgha:restore.target.lsn", /not an LSN/));
+    it("refuses a restore point name that needs quoting", () => refused({ ...good, restore: { ...restore, target: { name: "it's" } } }, "pgha:restore.target.name", /pg_create_restore_point/));
+    it("refuses unknown restore and target keys", () => {
+        refused({ ...good, restore: { ...restore, when: "now" } }, "pgha:restore.when", /unknown key/);
+        refused({ ...good, restore: { ...restore, target: { name: "x", xid: "5" } } }, "pgha:restore.target.xid", /unknown key/);
+    });
+
+    it("accepts a clone from another stack's archive volume or from a backup directory", () => {
+        expect(validateConfig({ ...good, cloneFrom: { archiveVolume: "pg2-archive-prod", backup: "nightly", dockerHost: "ssh://admin@prod-b" } }).cloneFrom).toEqual({
+            archiveVolume: "pg2-archive-prod",
+            dockerHost: "ssh://admin@prod-b",
+            backup: "nightly",
+        });
+        expect(validateConfig({ ...good, cloneFrom: { path: "/backups/prod/nightly" } }).cloneFrom).toEqual({ path: "/backups/prod/nightly" });
+    });
+    it("requires the source's backup label", () => refused({ ...good, cloneFrom: { archiveVolume: "prod-archive" } }, "pgha:cloneFrom.backup", /missing/));
+    it("requires a source", () => refused({ ...good, cloneFrom: { backup: "b1" } }, "pgha:cloneFrom.archiveVolume", /missing/, /cloneFrom.path/));
+    it("refuses this stack's own volumes as the source", () => refused({ ...good, cloneFrom: { archiveVolume: "pg2-archive", backup: "b1" } }, "pgha:cloneFrom.archiveVolume", /a volume of this stack/));
+    it("refuses a relative path, and a path together with a volume", () => {
+        refused({ ...good, cloneFrom: { path: "backups/nightly" } }, "pgha:cloneFrom.path", /absolute path/);
+        refused({ ...good, cloneFrom: { path: "/b", archiveVolume: "v" } }, "pgha:cloneFrom", /either path or archiveVolume/);
+    });
+    it("refuses a source engine that is no Docker host URL", () =>
+        refused({ ...good, cloneFrom: { archiveVolume: "prod-archive", backup: "b1", dockerHost: "node-b" } }, "pgha:cloneFrom.dockerHost", /Docker host URL/));
+});
+
+describe("backup and pgha:lost", () => {
+    it("refuses a lost server as the backup server", () =>
+        refused({ ...good, lost: ["pg2"], backup: { id: "b1", server: "pg2" } }, "pgha:backup.server", /declared lost/, /pulumi config rm --path backup.server/));
 });

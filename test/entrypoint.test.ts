@@ -508,6 +508,47 @@ describe.skipIf(!runnable)("entrypoint.sh runs the server", () => {
         expect(ep.exitCode).toBe(0);
         expect(Date.now() - t0).toBeLessThan(900);
     }, 15_000);
+
+    it("starts a fenced server (PGHA_FENCED=1: declared lost) read-only, and never promotes it", async () => {
+        // a former primary's data directory: no standby.signal
+        const dataDir = path.join(box.root, "fenced-data");
+        fs.mkdirSync(dataDir);
+        fs.cpSync(prepared, path.join(dataDir, "pgdata"), { recursive: true });
+        const signal = path.join(dataDir, "pgdata", "standby.signal");
+        expect(fs.existsSync(signal)).toBe(false);
+        const fenced = { PGHA_DATA_DIR: dataDir, PGHA_ARCHIVE_DIR: path.join(box.root, "fenced-archive"), PGHA_FENCED: "1" };
+        const ep = startEntrypoint(box, fenced);
+        await ep.waitFor(/FENCED: wrote .*standby\.signal: this server is declared lost/);
+        expect(ep.output).toMatch(/FENCED: starting read-only as a standby.*remove it from pgha:lost and run pulumi up/);
+        // standby.signal went in before PostgreSQL started
+        expect(ep.output.indexOf("FENCED: wrote")).toBeLessThan(ep.output.indexOf("starting PostgreSQL"));
+        expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r, current_setting('data_directory') AS d")).toEqual([{ r: true, d: path.join(dataDir, "pgdata") }]);
+        for (const args of [["promote-now", "5"], ["promote", "0/0", "5"], ["undemote"]]) {
+            const r = spawnSync(path.join(box.etc, "entrypoint.sh"), args, { encoding: "utf8", env: { ...box.env, ...fenced } });
+            expect(r.status, args.join(" ")).not.toBe(0);
+            expect(r.stderr).toMatch(/is fenced \(declared lost in pgha:lost\)/);
+        }
+        expect(fs.existsSync(signal)).toBe(true);
+        expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r")).toEqual([{ r: true }]);
+        await ep.stop();
+        expect(ep.exitCode).toBe(0);
+
+        // unfenced (its rejoin ran): still a standby, and promote-now promotes it at once
+        const unfenced = { ...fenced, PGHA_FENCED: "" };
+        const ep2 = startEntrypoint(box, unfenced);
+        expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r")).toEqual([{ r: true }]);
+        expect(ep2.output).not.toMatch(/FENCED/);
+        const p = spawnSync(path.join(box.etc, "entrypoint.sh"), ["promote-now", "10"], { encoding: "utf8", env: { ...box.env, ...unfenced } });
+        expect(p.status, p.stderr).toBe(0);
+        expect(p.stdout.trim()).toBe("t");
+        expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r")).toEqual([{ r: false }]);
+        expect(fs.existsSync(signal)).toBe(false);
+        const again = spawnSync(path.join(box.etc, "entrypoint.sh"), ["promote-now", "10"], { encoding: "utf8", env: { ...box.env, ...unfenced } });
+        expect(again.status).not.toBe(0);
+        expect(again.stderr).toMatch(/is not a standby/);
+        await ep2.stop();
+        expect(ep2.exitCode).toBe(0);
+    }, 40_000);
 });
 
 describe.skipIf(!runnable)("entrypoint.sh archive / restore", () => {
@@ -573,6 +614,78 @@ describe.skipIf(!runnable)("entrypoint.sh archive / restore", () => {
         expect(m.status).toBe(1);
         expect(m.stderr).toBe("");
         expect(fs.existsSync(path.join(pgdata, "pg_wal", "RECOVERYHISTORY"))).toBe(false);
+    });
+});
+
+describe.skipIf(!runnable)("entrypoint.sh backups: listing, retention, WAL for a restore", () => {
+    let dir: string;
+    let env: Record<string, string>;
+    const ep = () => path.join(dir, "entrypoint.sh");
+    const run = (args: string[], cwd = dir) => spawnSync(ep(), args, { encoding: "utf8", cwd, env });
+    const wal = () => fs.readdirSync(path.join(dir, "archive", "wal")).sort();
+    const backupJson = (label: string, stopTime: string, startWal: string) =>
+        `{"label":"${label}","server":"pg9","backupFrom":"standby","timeline":2,"startLsn":"0/5000028","stopLsn":"0/5000100","stopTimeline":2,"startWal":"${startWal}","startTime":"${stopTime}","stopTime":"${stopTime}","bytes":1}`;
+
+    beforeAll(() => {
+        dir = path.join(tmpRoot, "backups-test");
+        for (const d of ["archive/wal", "archive/backups/b1", "archive/backups/b2", "archive/backups/.b3.partial", "data/pgha-restore-wal", "data/pgdata/pg_wal"]) {
+            fs.mkdirSync(path.join(dir, d), { recursive: true });
+        }
+        fs.copyFileSync(SCRIPT, ep());
+        fs.chmodSync(ep(), 0o555);
+        fs.writeFileSync(path.join(dir, "archive/backups/b1/backup.json"), backupJson("b1", "2025-01-01T00:00:00.000Z", "000000010000000000000003") + "\n");
+        fs.writeFileSync(path.join(dir, "archive/backups/b2/backup.json"), backupJson("b2", "2025-01-02T00:00:00.000Z", "000000020000000000000005") + "\n");
+        for (const f of [
+            "000000010000000000000003", "000000010000000000000004", "000000010000000000000004.partial", "00000002.history",
+            "000000020000000000000005", "000000020000000000000006", "000000020000000000000004.00000028.backup", "00000003.history",
+        ]) {
+            fs.writeFileSync(path.join(dir, "archive/wal", f), f);
+        }
+        spawnSync("chown", ["-R", `${pgUid}:${pgGid}`, path.join(dir, "archive")]);
+        env = { PATH: PLAIN_PATH, PGHA_SERVER: "pg9", PGHA_ARCHIVE_DIR: path.join(dir, "archive"), PGHA_DATA_DIR: path.join(dir, "data") };
+    });
+
+    it("lists complete backups (stop time, label, first WAL file, backup.json), not partial ones", () => {
+        const r = run(["backups"]);
+        expect(r.status, r.stderr).toBe(0);
+        const lines = r.stdout.trim().split("\n").sort();
+        expect(lines).toEqual([
+            ["2025-01-01T00:00:00.000Z", "b1", "000000010000000000000003", backupJson("b1", "2025-01-01T00:00:00.000Z", "000000010000000000000003")].join("\t"),
+            ["2025-01-02T00:00:00.000Z", "b2", "000000020000000000000005", backupJson("b2", "2025-01-02T00:00:00.000Z", "000000020000000000000005")].join("\t"),
+        ]);
+    });
+
+    it("refuses to prune with a WAL file name or label that is none", () => {
+        expect(run(["prune", "../x"]).status).not.toBe(0);
+        expect(run(["prune", "-", "../b1"]).status).not.toBe(0);
+        expect(fs.existsSync(path.join(dir, "archive/backups/b1/backup.json"))).toBe(true);
+    });
+
+    it("prunes the named backups, and the WAL before the oldest kept backup of every timeline, keeping history files", () => {
+        const r = run(["prune", "000000020000000000000005", "b1"]);
+        expect(r.status, r.stderr).toBe(0);
+        expect(fs.readdirSync(path.join(dir, "archive/backups")).sort()).toEqual([".b3.partial", "b2"]);
+        expect(wal()).toEqual(["00000002.history", "000000020000000000000004.00000028.backup", "000000020000000000000005", "000000020000000000000006", "00000003.history"]);
+        expect(run(["prune", "-"]).status).toBe(0);
+        expect(wal()).toHaveLength(5);
+    });
+
+    it("restores WAL from the archive first, then from the restore's staging directory in the data volume", () => {
+        fs.writeFileSync(path.join(dir, "data/pgha-restore-wal/000000020000000000000006"), "partial copy");
+        fs.writeFileSync(path.join(dir, "data/pgha-restore-wal/000000020000000000000007"), "from the other archive");
+        const pgdata = path.join(dir, "data/pgdata");
+        expect(run(["restore", "000000020000000000000006", "pg_wal/RECOVERYXLOG"], pgdata).status).toBe(0);
+        expect(fs.readFileSync(path.join(pgdata, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("000000020000000000000006");
+        expect(run(["restore", "000000020000000000000007", "pg_wal/RECOVERYXLOG"], pgdata).status).toBe(0);
+        expect(fs.readFileSync(path.join(pgdata, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("from the other archive");
+        const missing = run(["restore", "000000020000000000000008", "pg_wal/RECOVERYXLOG"], pgdata);
+        expect([missing.status, missing.stderr]).toEqual([1, ""]);
+    });
+
+    it("refuses a label that is no directory name", () => {
+        const r = run(["backup", "../escape"]);
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toMatch(/not a backup label/);
     });
 });
 

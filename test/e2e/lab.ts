@@ -1,7 +1,7 @@
 // Helpers of the end-to-end suite: the lab swarm (scripts/lab.sh), the test engine that applies
 // the real program to it (test/engine), and PostgreSQL clients to the real servers.
 
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -14,6 +14,18 @@ export const ENGINES: Record<string, string> = { "node-a": "unix:///var/run/dock
 export const ENDPOINTS: Record<string, { host: string; port: number }> = {
     pg1: { host: "127.0.0.1", port: 15432 },
     pg2: { host: "192.168.77.2", port: 15433 },
+    // Pulumi.labst.yaml (test/e2e/status.test.ts)
+    st1: { host: "127.0.0.1", port: 15472 },
+    st2: { host: "192.168.77.2", port: 15473 },
+    // Pulumi.labfo.yaml (test/e2e/failover.test.ts)
+    fo1: { host: "127.0.0.1", port: 15442 },
+    fo2: { host: "192.168.77.2", port: 15443 },
+    // Pulumi.labbk.yaml (test/e2e/backup.test.ts; the source of test/e2e/clone.test.ts)
+    bk1: { host: "127.0.0.1", port: 15452 },
+    bk2: { host: "192.168.77.2", port: 15453 },
+    // Pulumi.labclone.yaml (test/e2e/clone.test.ts)
+    cl1: { host: "127.0.0.1", port: 15462 },
+    cl2: { host: "192.168.77.2", port: 15463 },
 };
 
 /** Random passwords for this run, given to the program as secret config. */
@@ -44,6 +56,10 @@ export function stateFile(name: string): string {
     return path.join(dir, "state.json");
 }
 
+function engineSecrets(): string {
+    return JSON.stringify({ "pgha:superuserPassword": PASSWORDS.superuserPassword, "pgha:replicatorPassword": PASSWORDS.replicatorPassword });
+}
+
 export interface EngineResult {
     status: number;
     stdout: string;
@@ -55,7 +71,7 @@ export function engine(verb: "up" | "preview" | "destroy", stack: string, state:
     const r = spawnSync("npx", ["tsx", "test/engine/cli.ts", verb, "--stack", stack, "--state", state, ...extra], {
         cwd: ROOT,
         encoding: "utf8",
-        env: { ...process.env, PGHA_ENGINE_SECRETS: JSON.stringify({ "pgha:superuserPassword": PASSWORDS.superuserPassword, "pgha:replicatorPassword": PASSWORDS.replicatorPassword }) },
+        env: { ...process.env, PGHA_ENGINE_SECRETS: engineSecrets() },
         maxBuffer: 64 << 20,
         timeout: 15 * 60_000,
     });
@@ -66,6 +82,31 @@ export function engine(verb: "up" | "preview" | "destroy", stack: string, state:
     return result;
 }
 
+/**
+ * Like engine(), without blocking this process: for tests whose own clients (a sampler) must keep
+ * running while the engine applies a change.
+ */
+export function engineAsync(verb: "up" | "preview" | "destroy", stack: string, state: string, extra: string[] = []): Promise<EngineResult> {
+    return new Promise((resolve, reject) => {
+        const child = spawn("npx", ["tsx", "test/engine/cli.ts", verb, "--stack", stack, "--state", state, ...extra], {
+            cwd: ROOT,
+            env: { ...process.env, PGHA_ENGINE_SECRETS: engineSecrets() },
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("error", reject);
+        child.on("close", (status) => {
+            for (const secret of Object.values(PASSWORDS)) {
+                if (stdout.includes(secret) || stderr.includes(secret)) return reject(new Error(`the engine's output shows a password in plaintext (${verb})`));
+            }
+            if (status !== 0) return reject(new Error(`engine ${verb} failed (${status}):\n${stderr.slice(-6000)}\n${stdout.slice(-2000)}`));
+            resolve({ status: status ?? -1, stdout, stderr });
+        });
+    });
+}
+
 export function mustEngine(verb: "up" | "preview" | "destroy", stack: string, state: string, extra: string[] = []): EngineResult {
     const r = engine(verb, stack, state, extra);
     if (r.status !== 0) throw new Error(`engine ${verb} failed (${r.status}):\n${r.stderr.slice(-6000)}\n${r.stdout.slice(-2000)}`);
@@ -74,7 +115,8 @@ export function mustEngine(verb: "up" | "preview" | "destroy", stack: string, st
 
 export async function connect(server: string, database = "postgres"): Promise<Client> {
     const { host, port } = ENDPOINTS[server];
-    const client = new Client({ host, port, user: "postgres", password: PASSWORDS.superuserPassword, database, connectionTimeoutMillis: 5000 });
+    const client = new Client({ host, port, user: "postgres", password: PASSWORDS.superuserPassword, database, connectionTimeoutMillis: 5000, query_timeout: 15_000 });
+    client.on("error", () => undefined); // a server going away between statements: the next one fails
     await client.connect();
     return client;
 }
