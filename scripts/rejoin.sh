@@ -12,7 +12,8 @@
 #    pgdata.before-rejoin-<UTC time> in the same volume (never deleted) and the primary is copied
 #    afresh (pg_basebackup, as the bootstrap does);
 #  - no data volume or no container of the server on its node at all (the stack's first
-#    `pulumi up`, a new server): nothing; the bootstrap gives it its data.
+#    `pulumi up`, a new server), or a container running unfenced (the server was never lost: the
+#    Command is new on an existing stack): nothing.
 # Fails, and `pulumi up` stops with the server still fenced, when its node's engine does not
 # answer (the node is still gone: keep it in pgha:lost) or its container does not come up.
 #
@@ -47,16 +48,26 @@ if [ -z "$(engine ps -aq --filter "$filter")" ]; then
     log "$name has no container on its node (new server, or its service is not created yet): nothing to rejoin"
     exit 0
 fi
-running() {
+# Its node may just be back: swarm starts its task within seconds. (Containers that all go away
+# meanwhile were those of a service just removed, e.g. by a destroy before this up: nothing to
+# rejoin, the service is created after this Command.)
+running_or_gone() {
     container=$(engine ps -q --filter "$filter" --filter status=running | head -n 1)
-    [ -n "$container" ]
+    [ -n "$container" ] || [ -z "$(engine ps -aq --filter "$filter")" ]
 }
-# (its node may just be back: swarm starts its task within seconds)
 start_timeout=${PGHA_REJOIN_START_TIMEOUT:-120}
-wait_until "$start_timeout" "$name's container to run on its node" running ||
-    die "$name's container does not run on its node after ${start_timeout} s (docker service ps $name); it stays fenced; run pulumi up again once it runs"
+wait_until "$start_timeout" "$name's container to run on its node" running_or_gone ||
+    die "$name's container does not run on its node after ${start_timeout} s; it stays fenced. See docker service ps $name: if its task stays Pending with 'no suitable node' although its node is back (swarm may leave a task created while the node was down), docker service update --force $name schedules it again; then run pulumi up again"
+if [ -z "$container" ]; then
+    log "$name's containers on its node went away (its service was removed): nothing to rejoin"
+    exit 0
+fi
+# A server that leaves pgha:lost runs fenced: the fence stays in its spec until this Command
+# succeeded. One that runs unfenced was never lost (this Command is new, e.g. on an existing stack),
+# or its service is being replaced: nothing to rejoin, and nothing to touch.
 if ! engine inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$container" | grep -qx 'PGHA_FENCED=1'; then
-    log "warning: $name's container $container is not fenced (no PGHA_FENCED=1): a restart during the rejoin would not force standby.signal"
+    log "$name runs unfenced (it was not lost): nothing to rejoin. (If it does not stream from the primary, declare it lost, apply, and remove it from pgha:lost once it runs fenced)"
+    exit 0
 fi
 
 start=$(now_ms)

@@ -216,6 +216,12 @@ describe("failover and rejoin (pgha:lost)", async () => {
         expect(env(failover, "pg3").PGHA_FENCED).toBeUndefined();
     });
 
+    it("does not wait for a lost server's service to converge (its node is gone: that would hold up the failover)", () => {
+        expect(spec(failover.byName("pg2", SERVICE)).convergeConfig).toBeUndefined();
+        expect(spec(failover.byName("pg1", SERVICE)).convergeConfig).toBeDefined();
+        expect(spec(healthy.byName("pg2", SERVICE)).convergeConfig).toEqual(spec(failover.byName("pg1", SERVICE)).convergeConfig);
+    });
+
     it("declares one rejoin Command per server, triggered by whether the server is lost", () => {
         for (const s of lab.servers) {
             const r = spec(healthy.byName(`${s.name}-rejoin`, COMMAND));
