@@ -17,16 +17,19 @@ t0=$(date +%s)
 phase() { echo "[test] $1 ($(($(date +%s) - t0)) s since start)"; }
 
 # PostgreSQL server binaries (the unit suite runs real servers: templates, entrypoint) and
-# libpq's headers (pg-native, the tests' libpq client, builds against them during npm ci).
+# libpq's headers (pg-native, the tests' libpq client, builds against them during npm install).
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v pg_config >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || { echo "PostgreSQL server binaries or libpq-dev are missing: run as root, or apt-get install postgresql-15 libpq-dev" >&2; exit 1; }
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 libpq-dev >/dev/null
     phase "PostgreSQL and libpq-dev installed"
 fi
 
-# npm packages, exactly as pinned in package-lock.json.
+# npm packages, as pinned in package-lock.json. `npm install` and not `npm ci`: with these
+# machines' npm settings the lock file lists only this platform's optional packages (rollup's
+# native builds), which `npm ci` refuses as "out of sync"; `npm install` installs the locked
+# versions and leaves the lock file as it is.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund
+    npm install --no-audit --no-fund
     phase "npm packages installed"
 fi
 

@@ -20,7 +20,8 @@ MSG
 fi
 [ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: 'pulumi stack init $stack' and set pgha:servers and pgha:primary (README)" >&2
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+# (npm install, not npm ci: see scripts/test.sh)
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm install --no-audit --no-fund; fi
 sh scripts/lab.sh up
 
 # A local file backend next to the project, and a passphrase for the stack's secrets kept in a
