@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanLab, containerOf, docker, engine, ENGINES, mustEngine, phase, query, stateFile, waitFor } from "./lab";
+import { multiHostConninfo, Writer } from "./traffic";
 
 const STACK = "labbk";
 const NETWORK = "pgha_bk";
@@ -78,7 +79,21 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
     it("takes a base backup on the standby when backup.id is set, with its metadata, and lists it", async () => {
         await insert("bk1", "before-b1", 100);
         expect(outputs.backups).toEqual([]);
-        await phase("backup: pulumi up with backup.id b1", () => up({ backup: { id: "b1", keep: 2 } }));
+        // With a writer committing every 10 ms through libpq (multi-host, read-write) meanwhile.
+        await query("bk1", "create table backup_writes (id bigserial primary key)");
+        const writer = new Writer(multiHostConninfo(SERVERS), "backup_writes");
+        await waitFor("the writer's first commits", () => writer.count >= 20, 10_000, 20);
+        let report: Awaited<ReturnType<Writer["stop"]>>;
+        try {
+            await phase("backup: pulumi up with backup.id b1", () => up({ backup: { id: "b1", keep: 2 } }));
+        } finally {
+            report = await writer.stop();
+        }
+        const w = await one("bk1", `select count(*)::int as n, count(*) filter (where id = any('{${report.acked.join(",")}}'::bigint[]))::int as acked from backup_writes`);
+        expect(w.acked).toBe(report.acked.length);
+        expect(w.n - report.acked.length).toBeLessThanOrEqual(report.inDoubt);
+        expect(report.inDoubt).toBe(0); // a backup never interrupts the primary's writers
+        console.log(`[e2e] backup: ${report.acked.length} commits acknowledged during the backup, all on the primary`);
         expect(outputs.backups).toHaveLength(1);
         const b1 = outputs.backups[0];
         expect(b1).toMatchObject({ label: "b1", server: "bk2", archiveVolume: "bk2-archive", backupFrom: "standby", timeline: 1, stopTimeline: 1 });
