@@ -67,13 +67,26 @@ server_container() {
     docker_at "$(server_host "$1")" ps -q --filter "label=com.docker.swarm.service.name=$1" --filter status=running | head -n 1
 }
 
-# in_server NAME SUBCOMMAND ARGS...: run an entrypoint subcommand in NAME's container.
+# locate NAME: sets srv_host and srv_ctr to NAME's engine and running container, or fails saying so.
+locate() {
+    srv_host=$(server_host "$1")
+    srv_ctr=$(server_container "$1")
+    [ -n "$srv_ctr" ] || { log "$1 has no running container"; return 1; }
+}
+
+# in_server NAME SUBCOMMAND ARGS...: run an entrypoint subcommand in NAME's container (no stdin:
+# callers may be reading their own).
 in_server() {
-    _n=$1
+    locate "$1" || return 1
     shift
-    _c=$(server_container "$_n")
-    [ -n "$_c" ] || { log "$_n has no running container"; return 1; }
-    docker_at "$(server_host "$_n")" exec "$_c" /bin/sh /etc/pgha/entrypoint.sh "$@"
+    docker_at "$srv_host" exec "$srv_ctr" /bin/sh /etc/pgha/entrypoint.sh "$@"
+}
+
+# in_server_stdin NAME SUBCOMMAND ARGS...: like in_server, with this script's stdin attached.
+in_server_stdin() {
+    locate "$1" || return 1
+    shift
+    docker_at "$srv_host" exec -i "$srv_ctr" /bin/sh /etc/pgha/entrypoint.sh "$@"
 }
 
 # server_sql NAME SQL: rows of SQL run as postgres on NAME.
@@ -125,24 +138,14 @@ entrypoint_in() {
 # server_exec NAME COMMAND...: run COMMAND (not an entrypoint subcommand) in NAME's container, its
 # standard input passed through (file copies between containers are pipes between two of these).
 server_exec() {
-    _xn=$1
+    locate "$1" || return 1
     shift
-    _xc=$(server_container "$_xn")
-    [ -n "$_xc" ] || { log "$_xn has no running container"; return 1; }
-    docker_at "$(server_host "$_xn")" exec -i "$_xc" "$@"
+    docker_at "$srv_host" exec -i "$srv_ctr" "$@"
 }
 
 # server_names: the names in PGHA_SERVERS (lines "name host|- ..."), one a line.
 server_names() { printf '%s\n' "$PGHA_SERVERS" | awk 'NF { print $1 }'; }
 
-# in_server_stdin NAME SUBCOMMAND ARGS...: like in_server, with this script's stdin attached.
-in_server_stdin() {
-    _n=$1
-    shift
-    _c=$(server_container "$_n")
-    [ -n "$_c" ] || { log "$_n has no running container"; return 1; }
-    docker_at "$(server_host "$_n")" exec -i "$_c" /bin/sh /etc/pgha/entrypoint.sh "$@"
-}
 
 # settled NAME: NAME's service is not in the middle of an update (as the swarm manager, the default
 # engine, sees it) and its container runs. A `pulumi up` that changes a service spec runs the

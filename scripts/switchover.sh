@@ -82,7 +82,7 @@ failover() {
 
 # 1. Who is primary now?
 primaries=""
-for name in $(printf '%s\n' "$PGHA_SERVERS" | awk 'NF { print $1 }'); do
+for name in $(server_names); do
     if is_lost "$name"; then
         log "$name: lost (pgha:lost), not contacted"
         continue
