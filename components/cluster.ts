@@ -238,7 +238,9 @@ export class Cluster extends pulumi.ComponentResource {
                     })),
                     logging: "stderr",
                 },
-                { parent: this, dependsOn: [this.initializeCommand, ...services] },
+                // Its environment holds the passwords: whatever it prints stays secret in the state
+                // (the command provider makes only the secret input itself secret).
+                { parent: this, dependsOn: [this.initializeCommand, ...services], additionalSecretOutputs: ["stdout", "stderr"] },
             );
         }
 

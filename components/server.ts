@@ -130,15 +130,19 @@ export class Server extends pulumi.ComponentResource {
                             interval: "5s",
                             timeout: "3s",
                             retries: 3,
-                            startPeriod: "60s",
+                            // Durations as Docker reports them back ("1m", not "60s"): a
+                            // `pulumi refresh` then finds the spec as declared (no drift).
+                            startPeriod: "1m",
                         },
                         // Long enough for a fast shutdown with a checkpoint of a busy server.
-                        stopGracePeriod: "120s",
+                        stopGracePeriod: "2m",
                         labels: labelList(labels),
                     },
                     placement: { constraints: [`node.hostname==${server.node}`] },
                     restartPolicy: { condition: "any", delay: "1s", maxAttempts: 0, window: "0s" },
-                    networksAdvanceds: [{ name: args.networkId, aliases: [server.name] }],
+                    // `id`, not the deprecated `name`: the provider reads the network back as
+                    // an id, so a `name` would show as drift (and force a replacement) on refresh.
+                    networksAdvanceds: [{ id: args.networkId, aliases: [server.name] }],
                 },
                 // DNS round robin: the name resolves straight to the task (no virtual IP whose
                 // connection tracking drops idle replication connections); host-mode ports.

@@ -476,14 +476,15 @@ recipe_hash() {
 	} | sha256sum | cut -c1-16
 }
 
-# the Debian mirror apt already uses here (deb822 or one-line sources), else deb.debian.org
+# the Debian mirror apt already uses here (deb822 or one-line sources); empty when there is none
+# (the lab names no mirror of its own: PGHA_LAB_MIRROR sets one explicitly)
 debian_mirror() {
 	[ -z "${PGHA_LAB_MIRROR:-}" ] || { echo "$PGHA_LAB_MIRROR"; return; }
 	_m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
 		awk '/^URIs:/ { u = $2 } /^Suites:/ && / bookworm( |$)/ && u != "" { print u; exit }')
 	[ -n "$_m" ] || _m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
 		awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' | sed 's/^\[.*\] *//')
-	echo "${_m:-http://deb.debian.org/debian}"
+	echo "$_m"
 }
 
 image_recipe_of() { # image_recipe_of a|b: the recipe label of IMAGE on that engine
@@ -497,6 +498,7 @@ build_rootfs() { # build_rootfs TARBALL
 	_t=$(now)
 	_dir=$LAB_CACHE/build.$$
 	_mirror=$(debian_mirror)
+	[ -n "$_mirror" ] || die "no Debian mirror for bookworm in this machine's apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d/): add one there, or set PGHA_LAB_MIRROR=<mirror URL>"
 	say "building the rootfs with debootstrap from $_mirror (log $LAB_LOG/debootstrap.log)"
 	unmount_under "$_dir"
 	rm -rf --one-file-system "$_dir"

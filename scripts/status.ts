@@ -4,12 +4,12 @@
 //
 //   npm run status [-- --stack <stack>]            stack outputs and password from the Pulumi CLI
 //   npm run status -- --outputs <file|-> [--json]  stack outputs from a file (`pulumi stack output
-//                                                  --json`, the test engine's stdout or state file),
-//                                                  the password from PGHA_SUPERUSER_PASSWORD
+//                                                  --json`), the password from PGHA_SUPERUSER_PASSWORD
 // Exit status: 0 healthy (warnings allowed), 1 unhealthy, 2 status could not run (usage, inputs).
 
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
 import { buildReport, formatBytes, probeServer, ServerProbe, ServerTarget, StatusReport, unreachableProbe } from "../components/health";
@@ -19,8 +19,8 @@ export const EXIT = { healthy: 0, unhealthy: 1, error: 2 } as const;
 const USAGE = `usage: npm run status -- [--stack <stack> | --outputs <file|->] [--json] [--timeout <seconds>]
   --stack <stack>    read the stack's outputs and pgha:superuserPassword with the Pulumi CLI
                      (default without --outputs: the selected stack)
-  --outputs <file>   a JSON object of the stack's outputs (pulumi stack output --json > file), or
-                     the test engine's state file; '-' reads it from stdin
+  --outputs <file>   a JSON object of the stack's outputs (pulumi stack output --json > file);
+                     '-' reads it from stdin
   --json             print the report as JSON
   --timeout <s>      seconds to wait for each server to answer (default 5)
 The password of postgres comes from PGHA_SUPERUSER_PASSWORD, else from the Pulumi CLI
@@ -71,14 +71,13 @@ export interface StackTargets {
 }
 
 /**
- * The servers to ask, from the stack's outputs: a JSON object of outputs, or the test engine's
- * state file (its `outputs`). Each server is reached at `address` (default: its node) and
- * `publishedPort`.
+ * The servers to ask, from the stack's outputs (a JSON object of outputs, as `pulumi stack output
+ * --json` prints them). Each server is reached at `address` (default: its node) and `publishedPort`.
  */
 export function targetsFromOutputs(doc: unknown, source: string): StackTargets {
     const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
     if (!isObject(doc)) throw new InputError(`${source}: expected a JSON object of stack outputs`);
-    const outputs = Array.isArray(doc.resources) && isObject(doc.outputs) ? doc.outputs : doc;
+    const outputs = doc;
     const servers = outputs.servers;
     if (!isObject(servers) || Object.keys(servers).length === 0) {
         throw new InputError(`${source}: no 'servers' output (is this pgha's stack, and was it brought up? pulumi stack output --json)`);
@@ -105,11 +104,21 @@ function readOutputsFile(file: string): unknown {
 // ---------------------------------------------------------------------------------------------
 // The Pulumi CLI (when the outputs or the password are not given otherwise)
 
-const projectDir = path.join(__dirname, "..");
+// The Pulumi project: the current directory when it holds one (npm runs scripts in the project
+// directory), else this checkout.
+const projectDir = fs.existsSync(path.join(process.cwd(), "Pulumi.yaml")) ? process.cwd() : path.join(__dirname, "..");
 
-/** The environment `npm run up` uses: its local file backend and passphrase, unless set otherwise. */
+/**
+ * The environment `npm run up` uses: its local file backend and passphrase, unless set otherwise,
+ * and the CLI scripts/toolchain.sh installs (in $PULUMI_HOME/bin), kept offline.
+ */
 function pulumiEnv(): NodeJS.ProcessEnv {
     const env = { ...process.env };
+    const home = env.PULUMI_HOME ?? path.join(os.homedir(), ".pulumi");
+    // a `pulumi` on PATH first; else the one scripts/toolchain.sh installed
+    if (fs.existsSync(path.join(home, "bin", "pulumi"))) env.PATH = `${env.PATH ?? ""}:${path.join(home, "bin")}`;
+    env.PULUMI_SKIP_UPDATE_CHECK ??= "true";
+    env.GRPC_ENABLE_TXT_SERVICE_CONFIG ??= "false";
     const local = path.join(projectDir, ".pulumi");
     if (!env.PULUMI_BACKEND_URL && fs.existsSync(local)) env.PULUMI_BACKEND_URL = `file://${local}`;
     if (!env.PULUMI_CONFIG_PASSPHRASE && !env.PULUMI_CONFIG_PASSPHRASE_FILE && fs.existsSync(path.join(local, "passphrase"))) {

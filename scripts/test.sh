@@ -2,8 +2,10 @@
 # The test command (npm test): installs what the tests need, then runs them.
 #   scripts/test.sh          unit suite, then the end-to-end suite on the two-node lab swarm
 #   scripts/test.sh unit     unit suite only (no Docker): config, templates, graph, entrypoint
-#   scripts/test.sh e2e      end-to-end suite only: brings the lab up (scripts/lab.sh up), runs
-#                            the program against it, tears the lab down (PGHA_KEEP_LAB=1 keeps it)
+#   scripts/test.sh e2e      end-to-end suite only: builds the Pulumi toolchain if it is missing
+#                            (scripts/toolchain.sh), brings the lab up (scripts/lab.sh up), runs
+#                            the real `pulumi` on the program against it, tears the lab down
+#                            (PGHA_KEEP_LAB=1 keeps it)
 set -eu
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -40,6 +42,16 @@ if [ "$what" != e2e ]; then
     phase "unit suite done (exit $status)"
 fi
 if [ "$what" != unit ] && [ "$status" = 0 ]; then
+    # strace: the suite checks that the Pulumi CLI and its plugins connect to nothing but loopback
+    if ! command -v strace >/dev/null 2>&1; then
+        [ "$(id -u)" = 0 ] || { echo "strace is missing: run as root, or apt-get install strace" >&2; exit 1; }
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+        phase "strace installed"
+    fi
+    # The real Pulumi CLI, language host and plugins (built from Go modules when missing).
+    sh scripts/toolchain.sh || { echo "[test] the Pulumi toolchain could not be built (scripts/toolchain.sh, see above)" >&2; exit 1; }
+    eval "$(sh scripts/toolchain.sh env)"
+    phase "Pulumi toolchain ready ($(pulumi version))"
     if [ "${PGHA_KEEP_LAB:-}" != 1 ]; then trap 'sh scripts/lab.sh down >/dev/null 2>&1 || true' EXIT; fi
     sh scripts/lab.sh up || { echo "[test] the lab swarm could not be brought up (Docker Engine must be able to start here; see above)" >&2; exit 1; }
     phase "lab up"

@@ -85,7 +85,7 @@ describe("the declared cluster", async () => {
                 expect(svc.taskSpec.placement.constraints).toEqual([`node.hostname==${s.node}`]);
                 expect(svc.taskSpec.containerSpec.hostname).toBe(s.name);
                 expect(svc.taskSpec.containerSpec.image).toBe("pgha-postgres:15-lab");
-                expect(svc.taskSpec.networksAdvanceds).toEqual([{ name: "pgha-network-id", aliases: [s.name] }]);
+                expect(svc.taskSpec.networksAdvanceds).toEqual([{ id: "pgha-network-id", aliases: [s.name] }]);
                 expect(svc.endpointSpec.mode).toBe("dnsrr");
                 expect(svc.endpointSpec.ports).toEqual(s.port ? [{ targetPort: 5432, publishedPort: s.port, publishMode: "host", protocol: "tcp" }] : []);
             });
@@ -114,7 +114,7 @@ describe("the declared cluster", async () => {
                 const t = spec(run.byName(s.name, SERVICE)).taskSpec;
                 expect(t.containerSpec.healthcheck.tests).toEqual(["CMD", "/bin/sh", "/etc/pgha/entrypoint.sh", "health"]);
                 expect(t.restartPolicy.condition).toBe("any");
-                expect(t.containerSpec.stopGracePeriod).toBe("120s");
+                expect(t.containerSpec.stopGracePeriod).toBe("2m");
             });
 
             it("names no role anywhere in its spec", () => {

@@ -63,6 +63,19 @@ describe("valid configuration", () => {
         }
     });
 
+    it("declares in Pulumi.yaml without a default exactly the keys the program requires", () => {
+        // The CLI refuses to run a stack that lacks a value for a declared key without a default
+        // ("Stack is missing configuration values"), so that set must be the program's required set.
+        const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
+        const declared = project.config as Record<string, { default?: unknown }>;
+        const required = Object.entries(declared).filter(([, d]) => d.default === undefined).map(([k]) => k).sort();
+        expect(required).toEqual(["pgha:primary", "pgha:replicatorPassword", "pgha:servers", "pgha:superuserPassword"]);
+        expect(problemsOf({ servers: good.servers }).join("\n")).toMatch(/pgha:primary/);
+        expect(problemsOf({ primary: "pg1" }).join("\n")).toMatch(/pgha:servers/);
+        expect(() => validateSecrets({ superuserPassword: { value: undefined, secret: false }, replicatorPassword: { value: "a-long-secret", secret: true } })).toThrow(/superuserPassword/);
+        expect(() => validateSecrets({ superuserPassword: { value: "a-long-secret", secret: true }, replicatorPassword: { value: undefined, secret: false } })).toThrow(/replicatorPassword/);
+    });
+
     it("reports several problems at once", () => {
         const problems = problemsOf({ servers: [{ name: "PG1", node: "a" }, { name: "pg2", node: "b" }], primary: "pg9", network: { cidr: "300.1.1.0/24" } });
         expect(problems.length).toBeGreaterThanOrEqual(3);

@@ -47,11 +47,6 @@ describe("arguments and inputs", () => {
         });
     });
 
-    it("reads the test engine's state file as well (its outputs)", () => {
-        const state = { version: 1, project: "pgha", stack: "lab", resources: [], outputs: { primary: "pg1", servers: { pg1: { node: "node-a", address: "127.0.0.1", publishedPort: 15432 } } } };
-        expect(targetsFromOutputs(state, "state.json").servers).toEqual([{ name: "pg1", node: "node-a", address: "127.0.0.1", port: 15432 }]);
-    });
-
     it("refuses outputs without servers", () => {
         expect(() => targetsFromOutputs({ primary: "pg1" }, "f.json")).toThrow(/f\.json: no 'servers' output/);
         expect(() => targetsFromOutputs([], "f.json")).toThrow(InputError);
@@ -171,7 +166,8 @@ describe("against a real primary and standby", () => {
     });
 
     it("reads the outputs and the password with the Pulumi CLI for --stack", () => {
-        // A stand-in for the Pulumi CLI (not installable here) that records how it is called.
+        // A stand-in that records how the CLI is called (the real CLI answers it in the end-to-end
+        // proof, test/e2e/status.test.ts).
         const bin = path.join(dir, "fake-bin");
         const log = path.join(dir, "pulumi.log");
         fs.mkdirSync(bin, { recursive: true });

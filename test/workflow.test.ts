@@ -1,5 +1,5 @@
 // The GitHub workflow cannot run here; its structure is checked instead: tests on every push,
-// `pulumi preview` with a PR comment on pull requests, a self-managed backend and passphrase
+// `pulumi preview` (the same command the e2e suite runs) with a PR comment on pull requests, a self-managed backend and passphrase
 // secrets from repository secrets, and no secret written into the file.
 
 import * as fs from "fs";
@@ -30,15 +30,23 @@ describe(".github/workflows/pgha.yml", () => {
         expect(readme).toContain("npm test");
     });
 
-    it("previews pull requests with pulumi/actions and comments on the PR", () => {
+    it("previews pull requests with the command the end-to-end suite runs, and comments on the PR", () => {
         const job = wf.jobs.preview;
         expect(job.if).toMatch(/pull_request/);
-        const step = job.steps.find((s: any) => String(s.uses ?? "").startsWith("pulumi/actions@"));
-        expect(step, "a pulumi/actions step").toBeTruthy();
-        expect(step.with.command).toBe("preview");
-        expect(step.with["comment-on-pr"]).toBe(true);
-        expect(step.with["github-token"]).toBe("${{ secrets.GITHUB_TOKEN }}");
+        const preview = job.steps.find((s: any) => /npm run --silent up -- preview/.test(String(s.run ?? "")));
+        expect(preview, "a step running `npm run up -- preview`").toBeTruthy();
+        expect(preview.run).toMatch(/pipefail/);
+        // scripts/up.sh preview is what test/e2e/switchover.test.ts runs for its preview proof
+        const upSh = fs.readFileSync(path.join(__dirname, "..", "scripts", "up.sh"), "utf8");
+        expect(upSh).toMatch(/preview\)\n(\s+#.*\n)*\s+exec pulumi preview --stack "\$stack" --diff/);
+        const e2e = fs.readFileSync(path.join(__dirname, "e2e", "switchover.test.ts"), "utf8");
+        expect(e2e).toMatch(/scripts\/up\.sh", "preview"/);
+        const comment = job.steps.find((s: any) => /gh pr comment/.test(String(s.run ?? "")));
+        expect(comment, "a step commenting the preview on the PR").toBeTruthy();
+        expect(comment.env.GH_TOKEN).toBe("${{ secrets.GITHUB_TOKEN }}");
         expect(wf.permissions["pull-requests"]).toBe("write");
+        // no action that downloads Pulumi from its release servers
+        expect(text).not.toMatch(/pulumi\/actions@/);
     });
 
     it("uses a self-managed backend and passphrase secrets from repository secrets", () => {

@@ -1,9 +1,10 @@
 // End-to-end backups, retention, continuous archiving across a swap and point-in-time recovery,
-// all driven through the real program (stack "labbk") by config changes applied by the test engine
+// all driven through the real program (stack "labbk") by config changes applied by the real
+// Pulumi CLI
 // on the two-node lab: bk1 on node-a (primary at first), bk2 on node-b.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, containerOf, docker, engine, ENGINES, mustEngine, phase, query, stateFile, waitFor } from "./lab";
+import { cleanLab, containerOf, docker, engine, engineAsync, ENGINES, mustEngine, phase, query, stateFile, waitFor } from "./lab";
 import { multiHostConninfo, Writer } from "./traffic";
 
 const STACK = "labbk";
@@ -15,10 +16,13 @@ const DATA = "/var/lib/pgha/data";
 const state = stateFile("backup");
 let outputs: Record<string, any> = {};
 
-/** Applies the stack with these config overrides (JSON values); returns the stack outputs. */
-function up(sets: Record<string, unknown> = {}): Record<string, any> {
+/**
+ * Applies the stack with these config overrides (JSON values); returns the stack outputs. The CLI
+ * runs without blocking this process, so that a writer running meanwhile keeps being read.
+ */
+async function up(sets: Record<string, unknown> = {}): Promise<Record<string, any>> {
     const extra = Object.entries(sets).flatMap(([k, v]) => ["--set", `pgha:${k}=${JSON.stringify(v)}`]);
-    const r = mustEngine("up", STACK, state, extra);
+    const r = await engineAsync("up", STACK, state, extra);
     outputs = JSON.parse(r.stdout.slice(r.stdout.indexOf("{")));
     return outputs;
 }

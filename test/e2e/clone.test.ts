@@ -4,35 +4,35 @@
 // timeline of its own; the two clusters are independent afterwards, and the source's archive
 // volume is byte-for-byte unchanged.
 
-import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, containerOf, docker, ENDPOINTS, ENGINES, mustEngine, phase, query, ROOT, stateFile, waitFor } from "./lab";
+import { cleanLab, containerOf, docker, ENDPOINTS, engine, ENGINES, mustEngine, phase, query, stateFile, waitFor } from "./lab";
+import { ensureStack } from "./pulumi";
 
 const SOURCE = { stack: "labbk", network: "pgha_bk", servers: ["bk1", "bk2"] };
 const CLONE = { stack: "labclone", network: "pgha_clone", servers: ["cl1", "cl2"] };
 const NODE: Record<string, string> = { bk1: "node-a", bk2: "node-b", cl1: "node-a", cl2: "node-b" };
-const sourceState = stateFile("clone-source");
-const cloneState = stateFile("clone");
+// one workspace (one backend) for both stacks: the clone's config is copied from the source's
+const workspace = stateFile("clone");
+const sourceState = workspace;
 /** The clone stack has passwords of its own: the clone must set them on the copied roles. */
 const CLONE_PASSWORDS = {
     superuserPassword: `su-clone-${crypto.randomBytes(8).toString("hex")}`,
     replicatorPassword: `repl-clone-${crypto.randomBytes(8).toString("hex")}`,
 };
 
-/** The test engine on the clone stack, with the clone's own passwords. */
+/**
+ * The real CLI on the clone stack, made the way a user clones an environment: `pulumi stack init
+ * labclone --copy-config-from labbk` in the source's backend, then the clone's own keys
+ * (Pulumi.labclone.yaml: servers, network, cloneFrom) and its own passwords.
+ */
 function cloneEngine(verb: "up" | "destroy", extra: string[] = []): string {
-    const r = spawnSync("npx", ["tsx", "test/engine/cli.ts", verb, "--stack", CLONE.stack, "--state", cloneState, ...extra], {
-        cwd: ROOT,
-        encoding: "utf8",
-        env: { ...process.env, PGHA_ENGINE_SECRETS: JSON.stringify({ "pgha:superuserPassword": CLONE_PASSWORDS.superuserPassword, "pgha:replicatorPassword": CLONE_PASSWORDS.replicatorPassword }) },
-        maxBuffer: 64 << 20,
-        timeout: 15 * 60_000,
-    });
-    const out = (r.stdout ?? "") + (r.stderr ?? "");
-    for (const secret of Object.values(CLONE_PASSWORDS)) if (out.includes(secret)) throw new Error("the engine's output shows a clone password in plaintext");
-    if (r.status !== 0) throw new Error(`engine ${verb} (clone) failed (${r.status}):\n${(r.stderr ?? "").slice(-6000)}`);
+    ensureStack(workspace, CLONE.stack, { "pgha:superuserPassword": CLONE_PASSWORDS.superuserPassword, "pgha:replicatorPassword": CLONE_PASSWORDS.replicatorPassword }, SOURCE.stack);
+    const r = engine(verb, CLONE.stack, workspace, extra);
+    const out = r.stdout + r.stderr;
+    for (const secret of Object.values(CLONE_PASSWORDS)) if (out.includes(secret)) throw new Error("the CLI's output shows a clone password in plaintext");
+    if (r.status !== 0) throw new Error(`pulumi ${verb} (clone) failed (${r.status}):\n${r.stderr.slice(-6000)}`);
     return r.stdout;
 }
 async function cloneQuery<T = any>(server: string, sql: string, params: unknown[] = []): Promise<T[]> {

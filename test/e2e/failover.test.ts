@@ -20,7 +20,8 @@
 import { spawn } from "child_process";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, ENDPOINTS, ENGINES, PASSWORDS, phase, query, ROOT, stateFile, waitFor } from "./lab";
+import { cleanLab, ENDPOINTS, engineAsync, ENGINES, PASSWORDS, phase, query, ROOT, stateFile, waitFor } from "./lab";
+import { changes, commandLog, parsePreview } from "./pulumi";
 import { multiHostConninfo, Writer, WriterReport } from "./traffic";
 
 const STACK = "labfo";
@@ -56,22 +57,15 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, 
     });
 }
 
-/** The test engine (stand-in for `pulumi up/preview/destroy`) on the labfo stack; fails on error. */
+/** The real `pulumi` (up, preview, destroy) on the labfo stack, without blocking; fails on error. */
 async function engine(verb: "up" | "preview" | "destroy", extra: string[] = []): Promise<Run> {
-    const env = { ...process.env, PGHA_ENGINE_SECRETS: JSON.stringify({ "pgha:superuserPassword": PASSWORDS.superuserPassword, "pgha:replicatorPassword": PASSWORDS.replicatorPassword }) };
-    const r = await run("npx", ["tsx", "test/engine/cli.ts", verb, "--stack", STACK, "--state", state, ...extra], env, 15 * 60_000);
-    for (const secret of Object.values(PASSWORDS)) {
-        if (r.stdout.includes(secret) || r.stderr.includes(secret)) throw new Error(`the engine's output shows a password in plaintext (${verb})`);
-    }
-    if (r.status !== 0) throw new Error(`engine ${verb} failed (${r.status}):\n${r.stderr.slice(-8000)}\n${r.stdout.slice(-2000)}`);
-    return r;
+    return engineAsync(verb, STACK, state, extra);
 }
 
-/** The steps a preview plans, other than "same": ["replace fo2-rejoin", ...], sorted. */
+/** What a preview changes other than "same": ["replace fo2-rejoin", ...], sorted. */
 async function planned(extra: string[]): Promise<string[]> {
     const plan = await engine("preview", [...extra, "--json"]);
-    const steps = JSON.parse(plan.stdout.slice(plan.stdout.indexOf("{"))).steps as { op: string; urn: string }[];
-    return steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`).sort();
+    return changes(parsePreview(plan.stdout).steps);
 }
 
 async function lab(...args: string[]): Promise<void> {
@@ -89,13 +83,9 @@ function show(what: string, r: Run, ...commands: string[]): void {
     }
 }
 
-/** Lines of the operations' output (the engine prints command output as "[engine]     <name> | <line>"). */
+/** Lines one operation (a Command, by name) logged during a CLI run (see commandLog). */
 function opLines(r: Run, command: string): string {
-    return r.stderr
-        .split("\n")
-        .filter((l) => l.includes(` ${command} | `))
-        .map((l) => l.slice(l.indexOf(" | ") + 3))
-        .join("\n");
+    return commandLog(r.stderr, command).join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------

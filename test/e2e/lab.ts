@@ -1,12 +1,11 @@
-// Helpers of the end-to-end suite: the lab swarm (scripts/lab.sh), the test engine that applies
-// the real program to it (test/engine), and PostgreSQL clients to the real servers.
+// Helpers of the end-to-end suite: the lab swarm (scripts/lab.sh), the real Pulumi CLI that applies
+// the program to it (pulumi.ts), and PostgreSQL clients to the real servers.
 
-import { execFileSync, spawn, spawnSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as crypto from "crypto";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
+import { type CliResult, ensureStack, mustPulumi, newWorkspace, pulumi, pulumiAsync, resetConfig, setConfig } from "./pulumi";
 
 export const ROOT = path.join(__dirname, "..", "..");
 export const ENGINES: Record<string, string> = { "node-a": "unix:///var/run/docker.sock", "node-b": "unix:///var/run/docker-b.sock" };
@@ -51,66 +50,117 @@ export function docker(engine: string, args: string[], input?: string): string {
     return r.stdout.trim();
 }
 
+/** A workspace of the real CLI for one test file (a project directory, a file backend): see pulumi.ts. */
 export function stateFile(name: string): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pgha-e2e-${name}-`));
-    return path.join(dir, "state.json");
+    return newWorkspace(name);
 }
 
-function engineSecrets(): string {
-    return JSON.stringify({ "pgha:superuserPassword": PASSWORDS.superuserPassword, "pgha:replicatorPassword": PASSWORDS.replicatorPassword });
-}
+/** The test run's passwords as the stack's secret config. */
+export const SECRETS = { "pgha:superuserPassword": PASSWORDS.superuserPassword, "pgha:replicatorPassword": PASSWORDS.replicatorPassword };
 
 export interface EngineResult {
     status: number;
+    /** `up`: the stack outputs (`pulumi stack output --json`); `preview --json`: the plan. */
     stdout: string;
+    /** what the CLI printed (progress, diagnostics, the commands' logged output) */
     stderr: string;
 }
 
-/** Runs the test engine (a stand-in for `pulumi up/preview/destroy`) on the real program. */
-export function engine(verb: "up" | "preview" | "destroy", stack: string, state: string, extra: string[] = []): EngineResult {
-    const r = spawnSync("npx", ["tsx", "test/engine/cli.ts", verb, "--stack", stack, "--state", state, ...extra], {
-        cwd: ROOT,
-        encoding: "utf8",
-        env: { ...process.env, PGHA_ENGINE_SECRETS: engineSecrets() },
-        maxBuffer: 64 << 20,
-        timeout: 15 * 60_000,
-    });
-    const result = { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+export type Verb = "up" | "preview" | "destroy" | "refresh";
+
+/**
+ * The extra arguments the tests give a deployment: `--set key=json` (stack config, set with
+ * `pulumi config set-all --json` before the run), `--unprotect` (destroy: `pulumi state unprotect
+ * --all` first), `--json` (preview: `pulumi preview --json`).
+ */
+function parseExtra(extra: string[]): { sets: Record<string, unknown>; unprotect: boolean; json: boolean } {
+    const sets: Record<string, unknown> = {};
+    let unprotect = false;
+    let json = false;
+    for (let i = 0; i < extra.length; i++) {
+        const a = extra[i];
+        if (a === "--set") {
+            const kv = extra[++i];
+            const eq = kv.indexOf("=");
+            sets[kv.slice(0, eq)] = JSON.parse(kv.slice(eq + 1));
+        } else if (a === "--unprotect") unprotect = true;
+        else if (a === "--json") json = true;
+        else throw new Error(`unknown test argument ${a}`);
+    }
+    return { sets, unprotect, json };
+}
+
+function verbArgs(verb: Verb, stack: string, json: boolean): string[] {
+    const common = ["--stack", stack, "--non-interactive"];
+    switch (verb) {
+        case "up":
+            return ["up", "--yes", "--skip-preview", ...common];
+        case "preview":
+            return ["preview", ...common, ...(json ? ["--json"] : ["--diff"])];
+        case "destroy":
+            return ["destroy", "--yes", "--skip-preview", ...common];
+        case "refresh":
+            return ["refresh", "--yes", "--skip-preview", ...common, ...(json ? ["--json"] : [])];
+    }
+}
+
+function noPlaintextPasswords(verb: string, ...texts: string[]): void {
     for (const secret of Object.values(PASSWORDS)) {
-        if (result.stdout.includes(secret) || result.stderr.includes(secret)) throw new Error(`the engine's output shows a password in plaintext (${verb})`);
+        if (texts.some((t) => t.includes(secret))) throw new Error(`the CLI's output shows a password in plaintext (${verb})`);
+    }
+}
+
+function prepare(verb: Verb, stack: string, state: string, extra: string[]): string[] {
+    const { sets, unprotect, json } = parseExtra(extra);
+    ensureStack(state, stack, SECRETS);
+    resetConfig(state, stack);
+    setConfig(state, stack, sets);
+    if (verb === "destroy" && unprotect) mustPulumi(state, stack, ["state", "unprotect", "--all", "--yes", "--stack", stack]);
+    return verbArgs(verb, stack, json);
+}
+
+function finish(verb: Verb, stack: string, state: string, args: string[], r: CliResult): EngineResult {
+    noPlaintextPasswords(verb, r.stdout, r.stderr);
+    let result: EngineResult;
+    if (verb === "up" && r.status === 0) {
+        const out = mustPulumi(state, stack, ["stack", "output", "--json", "--stack", stack]);
+        noPlaintextPasswords("stack output", out.stdout);
+        result = { status: 0, stdout: out.stdout, stderr: r.stdout + r.stderr };
+    } else if (args.includes("--json")) {
+        result = { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    } else {
+        result = { status: r.status, stdout: "", stderr: r.stdout + r.stderr };
     }
     return result;
 }
 
-/**
- * Like engine(), without blocking this process: for tests whose own clients (a sampler) must keep
- * running while the engine applies a change.
- */
-export function engineAsync(verb: "up" | "preview" | "destroy", stack: string, state: string, extra: string[] = []): Promise<EngineResult> {
-    return new Promise((resolve, reject) => {
-        const child = spawn("npx", ["tsx", "test/engine/cli.ts", verb, "--stack", stack, "--state", state, ...extra], {
-            cwd: ROOT,
-            env: { ...process.env, PGHA_ENGINE_SECRETS: engineSecrets() },
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => (stdout += d));
-        child.stderr.on("data", (d) => (stderr += d));
-        child.on("error", reject);
-        child.on("close", (status) => {
-            for (const secret of Object.values(PASSWORDS)) {
-                if (stdout.includes(secret) || stderr.includes(secret)) return reject(new Error(`the engine's output shows a password in plaintext (${verb})`));
-            }
-            if (status !== 0) return reject(new Error(`engine ${verb} failed (${status}):\n${stderr.slice(-6000)}\n${stdout.slice(-2000)}`));
-            resolve({ status: status ?? -1, stdout, stderr });
-        });
-    });
+/** Runs the real `pulumi` (up, preview, destroy, refresh) on the test's workspace. */
+export function engine(verb: Verb, stack: string, state: string, extra: string[] = []): EngineResult {
+    const args = prepare(verb, stack, state, extra);
+    return finish(verb, stack, state, args, pulumi(state, stack, args));
 }
 
-export function mustEngine(verb: "up" | "preview" | "destroy", stack: string, state: string, extra: string[] = []): EngineResult {
-    const r = engine(verb, stack, state, extra);
-    if (r.status !== 0) throw new Error(`engine ${verb} failed (${r.status}):\n${r.stderr.slice(-6000)}\n${r.stdout.slice(-2000)}`);
+/**
+ * Like engine(), without blocking this process: for tests whose own clients (a sampler) must keep
+ * running while the CLI applies a change. Rejects when the CLI fails.
+ */
+export async function engineAsync(verb: Verb, stack: string, state: string, extra: string[] = []): Promise<EngineResult> {
+    const args = prepare(verb, stack, state, extra);
+    const r = finish(verb, stack, state, args, await pulumiAsync(state, stack, args));
+    if (r.status !== 0) throw new Error(`pulumi ${verb} failed (${r.status}):\n${r.stderr.slice(-6000)}\n${r.stdout.slice(-2000)}`);
     return r;
+}
+
+export function mustEngine(verb: Verb, stack: string, state: string, extra: string[] = []): EngineResult {
+    const r = engine(verb, stack, state, extra);
+    if (r.status !== 0) throw new Error(`pulumi ${verb} failed (${r.status}):\n${r.stderr.slice(-6000)}\n${r.stdout.slice(-2000)}`);
+    return r;
+}
+
+/** `pulumi stack export`: the stack's state as the backend keeps it. */
+export function stackExport(stack: string, state: string): string {
+    const r = mustPulumi(state, stack, ["stack", "export", "--stack", stack]);
+    return r.stdout;
 }
 
 export async function connect(server: string, database = "postgres"): Promise<Client> {

@@ -1,16 +1,20 @@
-// End-to-end provisioning: the real program (index.ts, stack "lab"), applied by the test engine to
-// the real two-node swarm, gives a primary on node-a and a streaming hot standby on node-b, with
+// End-to-end provisioning: the real program (index.ts, stack "lab"), applied by the real Pulumi CLI
+// to the real two-node swarm, gives a primary on node-a and a streaming hot standby on node-b, with
 // slots, continuous archiving on both, working client connection strings, idempotent re-applies
 // and data volumes that survive a destroy.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, connect, containerOf, docker, engine, ENGINES, mustEngine, phase, psqlOnNetwork, query, stateFile, waitFor } from "./lab";
+import { changes, parsePreview, tracedPulumi } from "./pulumi";
+import { cleanLab, connect, containerOf, docker, engine, ENGINES, mustEngine, PASSWORDS, phase, psqlOnNetwork, query, stackExport, stateFile, waitFor } from "./lab";
 
 const STACK = "lab";
 const NETWORK = "pgha_lab";
 const IMAGE = "pgha-postgres:15-lab";
 const state = stateFile("provision");
 let outputs: Record<string, any> = {};
+let upOutput = "";
+/** How Pulumi marks a secret value in a state file (sdk/go/common/resource/sig). */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
 function parseOutputs(stdout: string): Record<string, any> {
     const start = stdout.indexOf("{");
@@ -21,6 +25,7 @@ beforeAll(async () => {
     await phase("clean leftovers of earlier runs", () => cleanLab(["pg1", "pg2"], NETWORK));
     const r = await phase("apply the lab stack from empty", () => mustEngine("up", STACK, state));
     outputs = parseOutputs(r.stdout);
+    upOutput = r.stderr;
     // The bootstrap Command waits until pg2 streams; the services' health is the last thing to come.
     await phase("both servers accept connections", () =>
         waitFor("pg1 and pg2 to accept connections", async () => (await query("pg1", "select 1 as ok"))[0].ok === 1 && (await query("pg2", "select 1 as ok"))[0].ok === 1, 120_000, 500),
@@ -54,6 +59,46 @@ describe("the lab stack on a real two-node swarm", () => {
         expect(outputs.servers.pg2.node).toBe("node-b");
         expect(outputs.servers.pg2.dataVolume).toBe("pg2-data");
         expect(outputs.readWriteConnectionString).toBe("postgresql://pg1:5432,pg2:5432/postgres?target_session_attrs=read-write");
+    });
+
+    it("shows no drift on `pulumi refresh` right after provisioning, and no change in a preview after it", () => {
+        const r = mustEngine("refresh", STACK, state);
+        const summary = /^Resources:\n((?: +\S.*\n?)+)/m.exec(r.stderr)?.[1] ?? "";
+        expect(summary.trim(), r.stderr.slice(-3000)).toMatch(/^\d+ unchanged$/);
+        const plan = mustEngine("preview", STACK, state, ["--json"]);
+        expect(changes(parsePreview(plan.stdout).steps)).toEqual([]);
+    });
+
+    it("keeps the passwords out of the state, the CLI's output, the preview and every Command's recorded output", () => {
+        const exported = stackExport(STACK, state);
+        const plan = mustEngine("preview", STACK, state, ["--json"]).stdout;
+        for (const secret of Object.values(PASSWORDS)) {
+            expect(exported.includes(secret), "a password in `pulumi stack export`").toBe(false);
+            expect(plan.includes(secret), "a password in `pulumi preview --json`").toBe(false);
+            expect(upOutput.includes(secret), "a password in the output of `pulumi up`").toBe(false);
+        }
+        // The Commands that carry a password in their environment have every output secret:
+        // ciphertext in the state, never the text.
+        const resources = JSON.parse(exported).deployment.resources as { type: string; urn: string; inputs?: any; outputs?: any }[];
+        const bootstrap = resources.find((r) => r.type === "command:local:Command" && r.urn.endsWith("::pg2-bootstrap"));
+        expect(bootstrap, "the pg2-bootstrap Command in the state").toBeTruthy();
+        expect(bootstrap!.inputs.environment[SECRET_SIG]).toBe("1b47061264138c4ac30d75fd1eb44270");
+        for (const key of ["stdout", "stderr", "environment"]) expect(bootstrap!.outputs[key]?.[SECRET_SIG], `pg2-bootstrap output ${key} is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
+        const secrets = resources.filter((r) => r.type === "docker:index/secret:Secret");
+        expect(secrets.length).toBe(2);
+        for (const r of secrets) expect(r.inputs.data[SECRET_SIG], `${r.urn} data is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
+    });
+
+    it("never makes the CLI, the language host or a plugin try an outside address", () => {
+        const { result, connects, log } = tracedPulumi(state, STACK, ["preview", "--refresh", "--stack", STACK, "--non-interactive"]);
+        expect(result.status, log.slice(-3000)).toBe(0);
+        const outside = connects.filter((c) => !/^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/.test(c) && !c.startsWith("unix:"));
+        expect(outside, "connections to addresses other than loopback and unix sockets").toEqual([]);
+        expect(connects.some((c) => c === "unix:/var/run/docker-b.sock"), "the docker provider reached node-b's engine").toBe(true);
+        // and none was planned: no update check, no plugin download, no cloud backend
+        expect(log).not.toMatch(/api\.pulumi\.com|get\.pulumi\.com|github\.com\/pulumi|downloading plugin|checking for (a )?new version/i);
+        // (The log itself is not checked for passwords: at -v=9 Pulumi's engine logs every RPC
+        // payload, secrets in plaintext included; docs/toolchain.md says so.)
     });
 
     it("has pg1 primary and pg2 a hot standby streaming through its slot", async () => {
@@ -105,16 +150,27 @@ describe("the lab stack on a real two-node swarm", () => {
     it("changes nothing when the same config is applied again", async () => {
         const before = [containerOf("pg1", "node-a"), containerOf("pg2", "node-b")];
         const plan = mustEngine("preview", STACK, state, ["--json"]);
-        const steps = JSON.parse(plan.stdout.slice(plan.stdout.indexOf("{"))).steps as { op: string; urn: string }[];
-        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+        expect(changes(parsePreview(plan.stdout).steps)).toEqual([]);
         await phase("re-apply the same config", () => mustEngine("up", STACK, state));
         expect([containerOf("pg1", "node-a"), containerOf("pg2", "node-b")]).toEqual(before);
     });
 
-    it("refuses to destroy the protected data volumes", () => {
+    it("stops `pulumi destroy` at the protected volumes, keeping their data, and comes back on them", async () => {
+        // Pulumi's engine deletes what is not protected (services, configs, secrets, network,
+        // Commands) and refuses every protected resource: the cluster goes down, the data stays.
+        await query("pg1", "create table if not exists e2e_protected (v text)");
+        await query("pg1", "insert into e2e_protected values ('still here')");
+        await query("pg1", "checkpoint");
         const r = mustEngineFails("destroy");
-        expect(r).toMatch(/protect/);
-        expect(docker(ENGINES["node-a"], ["service", "ls", "--filter", "name=pg1", "-q"])).not.toBe("");
+        for (const v of ["pg1-data", "pg2-data", "pg1-archive", "pg2-archive"]) {
+            expect(r).toMatch(new RegExp(`docker:index/volume:Volume::${v}" cannot be deleted\\s+because it is protected`));
+        }
+        expect(docker(ENGINES["node-a"], ["volume", "inspect", "-f", "{{.Name}}", "pg1-data"])).toBe("pg1-data");
+        expect(docker(ENGINES["node-b"], ["volume", "inspect", "-f", "{{.Name}}", "pg2-data"])).toBe("pg2-data");
+        await phase("re-apply after the refused destroy", () => mustEngine("up", STACK, state));
+        await waitFor("pg1 back with its data", async () => (await query("pg1", "select v from e2e_protected"))[0]?.v === "still here", 120_000, 500);
+        await waitFor("pg2 back and streaming", async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming", 120_000, 500);
+        expect((await query("pg2", "select v from e2e_protected"))[0].v).toBe("still here");
     });
 
     it("keeps the data volumes and their data across destroy and re-apply", async () => {

@@ -1,6 +1,6 @@
 // End-to-end `npm run status` on the real two-node swarm: the program (stack "labst": st1 on node-a,
-// st2 on node-b, its own network, ports and volumes) applied by the test engine, then the status
-// command, fed the engine's outputs, asked from this host through the published ports: healthy;
+// st2 on node-b, its own network, ports and volumes) applied by the real Pulumi CLI, then the
+// status command, fed the stack's outputs, asked from this host through the published ports: healthy;
 // unhealthy naming st2 while st2's PostgreSQL is stopped (held by its entrypoint); healthy again
 // once it is released.
 
@@ -9,12 +9,13 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanLab, containerOf, docker, ENGINES, mustEngine, PASSWORDS, phase, query, ROOT, stateFile, waitFor } from "./lab";
+import { cliEnv, projectDir } from "./pulumi";
 
 const STACK = "labst";
 const NETWORK = "pgha_st";
 const SERVERS = ["st1", "st2"];
 const state = stateFile("status");
-const outputsFile = path.join(path.dirname(state), "outputs.json");
+const outputsFile = path.join(state, "outputs.json");
 const PGDATA = "/var/lib/pgha/data/pgdata";
 
 interface StatusRun {
@@ -24,13 +25,22 @@ interface StatusRun {
     ms: number;
 }
 
-/** Runs `npm run status` (the same script, through tsx) with the password in the environment. */
+/**
+ * Runs `npm run status` (the same script, through tsx): with the password in the environment, or
+ * (viaCli) in the stack's project directory with nothing but the Pulumi CLI to ask.
+ */
 function status(...args: string[]): StatusRun {
+    return statusRun(false, args);
+}
+function statusViaCli(...args: string[]): StatusRun {
+    return statusRun(true, args);
+}
+function statusRun(viaCli: boolean, args: string[]): StatusRun {
     const start = Date.now();
-    const r = spawnSync(path.join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/status.ts", ...args], {
-        cwd: ROOT,
+    const r = spawnSync(path.join(ROOT, "node_modules", ".bin", "tsx"), [path.join(ROOT, "scripts", "status.ts"), ...args], {
+        cwd: viaCli ? projectDir(state) : ROOT,
         encoding: "utf8",
-        env: { ...process.env, PGHA_SUPERUSER_PASSWORD: PASSWORDS.superuserPassword },
+        env: viaCli ? cliEnv(state) : { ...process.env, PGHA_SUPERUSER_PASSWORD: PASSWORDS.superuserPassword },
         timeout: 60_000,
     });
     const run = { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", ms: Date.now() - start };
@@ -88,8 +98,8 @@ describe("npm run status on the lab swarm", () => {
         expect(st1.archiver.failedCount).toBe(0);
     });
 
-    it("prints the table, from the engine's state file as well", () => {
-        const run = status("--outputs", state);
+    it("prints the table, asking the Pulumi CLI for the outputs and the password", () => {
+        const run = statusViaCli("--stack", STACK);
         expect(run.code, run.stdout + run.stderr).toBe(0);
         console.log(run.stdout);
         expect(run.stdout).toMatch(/^st1 +node-a +127\.0\.0\.1:15472 +primary +1 +[0-9A-F]+\/[0-9A-F]+/m);

@@ -5,7 +5,9 @@
 // shows the switchover Command replaced and nothing else.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, containerOf, connect, engineAsync, mustEngine, phase, query, stateFile, waitFor } from "./lab";
+import { cleanLab, containerOf, connect, engineAsync, mustEngine, PASSWORDS, phase, query, stateFile, waitFor } from "./lab";
+import { spawnSync } from "child_process";
+import { changes, cliEnv, parsePreview, projectDir, resetConfig, setConfig } from "./pulumi";
 import { median, multiHostConninfo, Sampler, Writer } from "./traffic";
 
 const STACK = "lab";
@@ -35,9 +37,24 @@ afterAll(async () => {
 describe("planned switchover by `pulumi up`", () => {
     it("previews as one replaced Command and nothing else", () => {
         const plan = mustEngine("preview", STACK, state, [...swap("pg2"), "--json"]);
-        const steps = JSON.parse(plan.stdout.slice(plan.stdout.indexOf("{"))).steps as { op: string; urn: string }[];
-        const changed = steps.filter((s) => s.op !== "same");
-        expect(changed.map((s) => `${s.op} ${s.urn.split("::").pop()}`)).toEqual(["replace pgha-switchover"]);
+        expect(changes(parsePreview(plan.stdout).steps)).toEqual(["replace pgha-switchover"]);
+    });
+
+    it("previews the same through the pull-request command (`npm run up -- preview`)", () => {
+        // what .github/workflows/pgha.yml comments on a pull request that changes pgha:primary
+        setConfig(state, STACK, { "pgha:primary": "pg2" });
+        try {
+            const r = spawnSync("sh", ["scripts/up.sh", "preview"], { cwd: projectDir(state), env: { ...cliEnv(state), PGHA_STACK: STACK }, encoding: "utf8", timeout: 600_000 });
+            const out = `${r.stdout}${r.stderr}`;
+            expect(r.status, out.slice(-4000)).toBe(0);
+            for (const secret of Object.values(PASSWORDS)) expect(out.includes(secret), "a password in the preview").toBe(false);
+            expect(out).toMatch(/\+-command:local:Command: \(replace\)\n\s+\[id=[^\]]*\]\n\s+\[urn=[^\]]*::pgha-switchover\]/);
+            expect(out.match(/: \((replace|update|create|delete)\)/g)).toEqual([": (replace)"]);
+            expect(out).toMatch(/~ triggers/);
+            expect(out).toMatch(/^Resources:\n\s+\+-1 to replace\n\s+\d+ unchanged$/m);
+        } finally {
+            resetConfig(state, STACK);
+        }
     });
 
     it("moves the primary to pg2 and back with no lost commit and never two writable servers", async () => {
@@ -106,6 +123,6 @@ describe("planned switchover by `pulumi up`", () => {
 
     it("does nothing when the primary is named again", () => {
         const out = mustEngine("up", STACK, state, swap("pg1"));
-        expect(out.stderr).toMatch(/^\[engine\] Resources: \d+ unchanged$/m);
+        expect(out.stderr).toMatch(/^Resources:\n\s+\d+ unchanged$/m);
     });
 });

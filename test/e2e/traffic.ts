@@ -54,7 +54,9 @@ export class Writer {
             } else if (kind === "doubt") this.inDoubt++;
             else if (kind === "error") this.errors.push(line.slice(6));
         });
-        this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
+        // "close", not "exit": the child may exit before this process has read the last lines it
+        // wrote (acknowledgements still in the pipe); "close" comes after its stdout has ended.
+        this.exited = new Promise((resolve) => this.child.once("close", () => resolve()));
     }
 
     get count(): number {
