@@ -742,16 +742,29 @@ WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '$server');
 	fsync_path "$PGHA_DATA_DIR"
 }
 
-# streams_now: the writable peer reports this server streaming.
+# streams_now: the writable peer reports this server streaming (this check needs no local
+# server: the basebackup's one-off container uses it).
 streams_now() {
 	[ "$(primary_sql "SELECT state FROM pg_stat_replication WHERE application_name = '$server'" 2>/dev/null)" = streaming ]
+}
+
+# streams_on_timeline: streams_now, and this server (in its own container) receives on the
+# primary's current timeline. The rejoin needs both: a server whose timeline diverged (it was
+# primary, or ahead, when another one was promoted) still streams the primary's history up to the
+# fork, reported as "streaming" for a moment, before it stops at "new timeline N forked off
+# current database system timeline M before current recovery point"; it must be rewound or
+# copied, and it could not even start as a standby once unfenced.
+streams_on_timeline() {
+	_st=$(primary_sql "SELECT state || ' ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int FROM pg_stat_replication WHERE application_name = '$server'" 2>/dev/null) || return 1
+	[ "${_st%% *}" = streaming ] || return 1
+	[ "$(local_sql "SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null)" = "${_st#* }" ]
 }
 
 # wait_streaming TIMEOUT: until the writable peer reports this server
 # streaming (polled every 0.2 s); returns 1 after TIMEOUT seconds.
 wait_streaming() {
 	_t=0
-	until streams_now; do
+	until ${streams_check:-streams_now}; do
 		[ "$_t" -lt $(($1 * 5)) ] || return 1
 		[ $((_t % 50)) -ne 0 ] || log "waiting for $server to stream from ${_primary:-the primary} ($((_t / 5)) s)"
 		_t=$((_t + 1))
@@ -942,6 +955,8 @@ rejoin() {
 	[ $# -eq 1 ] || die "usage: entrypoint.sh rejoin <timeout-seconds>"
 	case $1 in *[!0-9]* | '') die "rejoin: '$1' is not a number of seconds" ;; esac
 	_timeout=$1
+	# streaming counts only on the primary's timeline (see streams_on_timeline)
+	streams_check=streams_on_timeline
 	cd /
 	find_pg_bin
 	find_pg_user
@@ -973,8 +988,8 @@ rejoin() {
 		# a standby on the primary's timeline streams (or connects within seconds)
 		_i=0
 		while [ "$_i" -lt 25 ]; do
-			if streams_now; then
-				log "rejoin: $server streams from $_primary already: nothing to rejoin"
+			if streams_on_timeline; then
+				log "rejoin: $server streams from $_primary already, on its timeline: nothing to rejoin"
 				echo streaming
 				return 0
 			fi

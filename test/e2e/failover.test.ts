@@ -17,7 +17,7 @@
 // without blocking it (spawn, not spawnSync): they keep committing and sampling during every step.
 // Stopping node-b interrupts whatever else runs there: run this file alone (the e2e suite does).
 
-import { spawn } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanLab, ENDPOINTS, engineAsync, ENGINES, PASSWORDS, phase, query, ROOT, stateFile, waitFor } from "./lab";
@@ -59,7 +59,34 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, 
 
 /** The real `pulumi` (up, preview, destroy) on the labfo stack, without blocking; fails on error. */
 async function engine(verb: "up" | "preview" | "destroy", extra: string[] = []): Promise<Run> {
-    return engineAsync(verb, STACK, state, extra);
+    try {
+        return await engineAsync(verb, STACK, state, extra);
+    } catch (e) {
+        // What swarm says about the servers' tasks, and the last words of the containers of tasks
+        // that ended: the cause of a failed service update is there, not in the provider's error.
+        throw new Error(`${(e as Error).message}\n--- swarm's view ---\n${SERVERS.map(taskReport).join("\n")}`);
+    }
+}
+
+function taskReport(service: string): string {
+    const lines: string[] = [];
+    const sh = (args: string[]) => {
+        const r = spawnSync("docker", ["-H", ENGINES["node-a"], ...args], { encoding: "utf8" });
+        return `${r.stdout}${r.stderr}`.trim();
+    };
+    lines.push(sh(["service", "ps", "--no-trunc", service]));
+    for (const task of sh(["service", "ps", "-q", "--no-trunc", service]).split("\n").filter(Boolean)) {
+        const info = sh(["inspect", "--format", "{{.NodeID}} {{.Status.State}} {{.Status.Err}} {{.Status.ContainerStatus.ContainerID}} {{.Status.ContainerStatus.ExitCode}}", task]);
+        lines.push(`task ${task}: ${info}`);
+        const container = info.split(" ")[3];
+        if (container && /^[0-9a-f]{12,}$/.test(container)) {
+            for (const engineHost of Object.values(ENGINES)) {
+                const r = spawnSync("docker", ["-H", engineHost, "logs", "--tail", "15", container], { encoding: "utf8" });
+                if (r.status === 0) lines.push(`  logs of ${container.slice(0, 12)} (${engineHost}):\n${`${r.stdout}${r.stderr}`.trim().replace(/^/gm, "    ")}`);
+            }
+        }
+    }
+    return lines.join("\n");
 }
 
 /** What a preview changes other than "same": ["replace fo2-rejoin", ...], sorted. */

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
 import { Client } from "pg";
-import { type CliResult, ensureStack, mustPulumi, newWorkspace, pulumi, pulumiAsync, resetConfig, setConfig } from "./pulumi";
+import { type CliResult, ensureStack, mustPulumi, newWorkspace, pulumi, pulumiAsync, resetConfig, setConfig, setConfigAsync } from "./pulumi";
 
 export const ROOT = path.join(__dirname, "..", "..");
 export const ENGINES: Record<string, string> = { "node-a": "unix:///var/run/docker.sock", "node-b": "unix:///var/run/docker-b.sock" };
@@ -121,17 +121,17 @@ function prepare(verb: Verb, stack: string, state: string, extra: string[]): str
 
 function finish(verb: Verb, stack: string, state: string, args: string[], r: CliResult): EngineResult {
     noPlaintextPasswords(verb, r.stdout, r.stderr);
-    let result: EngineResult;
     if (verb === "up" && r.status === 0) {
         const out = mustPulumi(state, stack, ["stack", "output", "--json", "--stack", stack]);
         noPlaintextPasswords("stack output", out.stdout);
-        result = { status: 0, stdout: out.stdout, stderr: r.stdout + r.stderr };
-    } else if (args.includes("--json")) {
-        result = { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    } else {
-        result = { status: r.status, stdout: "", stderr: r.stdout + r.stderr };
+        return { status: 0, stdout: out.stdout, stderr: r.stdout + r.stderr };
     }
-    return result;
+    return finishWithoutOutputs(args, r);
+}
+
+/** `preview --json`: the plan on stdout; otherwise everything the CLI printed as one text. */
+function finishWithoutOutputs(args: string[], r: CliResult): EngineResult {
+    return args.includes("--json") ? { status: r.status, stdout: r.stdout, stderr: r.stderr } : { status: r.status, stdout: "", stderr: r.stdout + r.stderr };
 }
 
 /** Runs the real `pulumi` (up, preview, destroy, refresh) on the test's workspace. */
@@ -145,10 +145,23 @@ export function engine(verb: Verb, stack: string, state: string, extra: string[]
  * running while the CLI applies a change. Rejects when the CLI fails.
  */
 export async function engineAsync(verb: Verb, stack: string, state: string, extra: string[] = []): Promise<EngineResult> {
-    const args = prepare(verb, stack, state, extra);
-    const r = finish(verb, stack, state, args, await pulumiAsync(state, stack, args));
+    // (the first use of a workspace makes its stack synchronously: before any client runs)
+    const { sets, unprotect, json } = parseExtra(extra);
+    ensureStack(state, stack, SECRETS);
+    resetConfig(state, stack);
+    await setConfigAsync(state, stack, sets);
+    if (verb === "destroy" && unprotect) await pulumiAsync(state, stack, ["state", "unprotect", "--all", "--yes", "--stack", stack]);
+    const args = verbArgs(verb, stack, json);
+    const r = await pulumiAsync(state, stack, args);
+    noPlaintextPasswords(verb, r.stdout, r.stderr);
+    if (verb === "up" && r.status === 0) {
+        const out = await pulumiAsync(state, stack, ["stack", "output", "--json", "--stack", stack]);
+        if (out.status !== 0) throw new Error(`pulumi stack output failed (${out.status}):\n${out.stderr.slice(-3000)}`);
+        noPlaintextPasswords("stack output", out.stdout);
+        return { status: 0, stdout: out.stdout, stderr: r.stdout + r.stderr };
+    }
     if (r.status !== 0) throw new Error(`pulumi ${verb} failed (${r.status}):\n${r.stderr.slice(-6000)}\n${r.stdout.slice(-2000)}`);
-    return r;
+    return finishWithoutOutputs(args, r);
 }
 
 export function mustEngine(verb: Verb, stack: string, state: string, extra: string[] = []): EngineResult {

@@ -54,7 +54,7 @@ export function projectDir(workspace: string): string {
 /** The program's files, linked into the workspace's project directory. */
 const LINKED = ["index.ts", "components", "scripts", "node_modules", "package.json", "tsconfig.json"];
 
-function ensureProject(workspace: string): string {
+export function ensureProject(workspace: string): string {
     const dir = projectDir(workspace);
     if (!fs.existsSync(dir)) {
         fs.mkdirSync(dir, { recursive: true });
@@ -149,14 +149,25 @@ export function resetConfig(workspace: string, stack: string): void {
     fs.copyFileSync(baseConfigFile(workspace, stack), path.join(projectDir(workspace), `Pulumi.${stack}.yaml`));
 }
 
-/** `pulumi config set-all --json`: sets keys to JSON values (objects and lists as structured config). */
-export function setConfig(workspace: string, stack: string, values: Record<string, unknown>): void {
-    if (Object.keys(values).length === 0) return;
+function setAllArgs(stack: string, values: Record<string, unknown>): string[] {
     const json: Record<string, { value: string; objectValue?: unknown; secret: boolean }> = {};
     for (const [key, v] of Object.entries(values)) {
         json[key] = typeof v === "string" ? { value: v, secret: false } : { value: JSON.stringify(v), objectValue: v, secret: false };
     }
-    mustPulumi(workspace, stack, ["config", "set-all", "--stack", stack, "--json", JSON.stringify(json)]);
+    return ["config", "set-all", "--stack", stack, "--json", JSON.stringify(json)];
+}
+
+/** `pulumi config set-all --json`: sets keys to JSON values (objects and lists as structured config). */
+export function setConfig(workspace: string, stack: string, values: Record<string, unknown>): void {
+    if (Object.keys(values).length === 0) return;
+    mustPulumi(workspace, stack, setAllArgs(stack, values));
+}
+
+/** setConfig without blocking this process (its clients, a writer or a sampler, keep running). */
+export async function setConfigAsync(workspace: string, stack: string, values: Record<string, unknown>): Promise<void> {
+    if (Object.keys(values).length === 0) return;
+    const r = await pulumiAsync(workspace, stack, setAllArgs(stack, values));
+    if (r.status !== 0) throw new Error(`pulumi config set-all failed (${r.status}):\n${r.stderr.slice(-3000)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
