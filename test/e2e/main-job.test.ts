@@ -5,7 +5,7 @@
 // program linked in, a file backend) so that the repository's Pulumi.dev.yaml and .pulumi/ are
 // left as they are.
 
-import { spawnSync } from "child_process";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -16,9 +16,20 @@ const workspace = stateFile("main-job");
 const project = ensureProject(workspace);
 fs.copyFileSync(path.join(ROOT, "Pulumi.dev.yaml"), path.join(project, "Pulumi.dev.yaml"));
 
-function npmRunUp(...args: string[]): { status: number; out: string } {
-    const r = spawnSync("sh", ["scripts/up.sh", ...args], { cwd: project, env: cliEnv(workspace), encoding: "utf8", timeout: 20 * 60_000, stdio: ["ignore", "pipe", "pipe"] });
-    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+/** `npm run up -- ARGS` without blocking this process (vitest's worker must keep answering). */
+function npmRunUp(...args: string[]): Promise<{ status: number; out: string }> {
+    return new Promise((resolve, reject) => {
+        const child = spawn("sh", ["scripts/up.sh", ...args], { cwd: project, env: cliEnv(workspace), stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        const timer = setTimeout(() => child.kill("SIGTERM"), 20 * 60_000);
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (out += d));
+        child.on("error", reject);
+        child.on("close", (status) => {
+            clearTimeout(timer);
+            resolve({ status: status ?? -1, out });
+        });
+    });
 }
 
 afterAll(async () => {
@@ -51,23 +62,23 @@ describe("npm run up (the dev stack)", () => {
         }, 120_000, 500);
     });
 
-    it("changes nothing the second time", () => {
-        const r = npmRunUp();
+    it("changes nothing the second time", async () => {
+        const r = await npmRunUp();
         expect(r.status, r.out.slice(-5000)).toBe(0);
         expect(r.out).not.toMatch(/generated pgha:/);
         expect(r.out).toMatch(/^Resources:\n\s+\d+ unchanged$/m);
     });
 
-    it("takes the stack down with `destroy`, keeping the volumes, and deletes them with `destroy --volumes`", () => {
-        const down = npmRunUp("destroy");
+    it("takes the stack down with `destroy`, keeping the volumes, and deletes them with `destroy --volumes`", async () => {
+        const down = await npmRunUp("destroy");
         expect(down.status, down.out.slice(-5000)).toBe(0);
         expect(down.out).toMatch(/the data and archive volumes are kept/);
         expect(docker(ENGINES["node-a"], ["service", "ls", "-q", "--filter", "name=pg1"])).toBe("");
         expect(docker(ENGINES["node-a"], ["volume", "ls", "-q", "--filter", "name=pg1-data"])).toBe("pg1-data");
         // up again on the kept volumes, then down for good
-        const up = npmRunUp();
+        const up = await npmRunUp();
         expect(up.status, up.out.slice(-5000)).toBe(0);
-        const gone = npmRunUp("destroy", "--volumes");
+        const gone = await npmRunUp("destroy", "--volumes");
         expect(gone.status, gone.out.slice(-5000)).toBe(0);
         expect(gone.out).toMatch(/removed volumes pg1-data pg1-archive/);
         expect(docker(ENGINES["node-a"], ["volume", "ls", "-q", "--filter", "name=pg1-data"])).toBe("");

@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { changes, parsePreview, tracedPulumi } from "./pulumi";
-import { cleanLab, connect, containerOf, docker, engine, ENGINES, mustEngine, PASSWORDS, phase, psqlOnNetwork, query, stackExport, stateFile, waitFor } from "./lab";
+import { cleanLab, connect, containerOf, docker, engine, engineAsync, ENGINES, mustEngine, PASSWORDS, phase, psqlOnNetwork, query, stackExport, stateFile, waitFor } from "./lab";
 
 const STACK = "lab";
 const NETWORK = "pgha_lab";
@@ -167,7 +167,7 @@ describe("the lab stack on a real two-node swarm", () => {
         }
         expect(docker(ENGINES["node-a"], ["volume", "inspect", "-f", "{{.Name}}", "pg1-data"])).toBe("pg1-data");
         expect(docker(ENGINES["node-b"], ["volume", "inspect", "-f", "{{.Name}}", "pg2-data"])).toBe("pg2-data");
-        await phase("re-apply after the refused destroy", () => mustEngine("up", STACK, state));
+        await phase("re-apply after the refused destroy", () => engineAsync("up", STACK, state));
         await waitFor("pg1 back with its data", async () => (await query("pg1", "select v from e2e_protected"))[0]?.v === "still here", 120_000, 500);
         await waitFor("pg2 back and streaming", async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming", 120_000, 500);
         expect((await query("pg2", "select v from e2e_protected"))[0].v).toBe("still here");
@@ -177,11 +177,11 @@ describe("the lab stack on a real two-node swarm", () => {
         await query("pg1", "create table if not exists e2e_keep (v text)");
         await query("pg1", "insert into e2e_keep values ('kept')");
         await query("pg1", "checkpoint");
-        await phase("destroy (unprotected)", () => mustEngine("destroy", STACK, state, ["--unprotect"]));
+        await phase("destroy (unprotected)", () => engineAsync("destroy", STACK, state, ["--unprotect"]));
         expect(docker(ENGINES["node-a"], ["service", "ls", "-q", "--filter", "label=pgha.cluster=pgha_lab"])).toBe("");
         expect(docker(ENGINES["node-a"], ["volume", "inspect", "-f", "{{.Name}}", "pg1-data"])).toBe("pg1-data");
         expect(docker(ENGINES["node-b"], ["volume", "inspect", "-f", "{{.Name}}", "pg2-data"])).toBe("pg2-data");
-        await phase("re-apply onto the kept volumes", () => mustEngine("up", STACK, state));
+        await phase("re-apply onto the kept volumes", () => engineAsync("up", STACK, state));
         await waitFor("pg1 back", async () => (await query("pg1", "select v from e2e_keep"))[0]?.v === "kept", 120_000, 500);
         await waitFor("pg2 back and streaming", async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming", 120_000, 500);
         expect((await query("pg2", "select v from e2e_keep"))[0].v).toBe("kept");
