@@ -121,6 +121,13 @@ describe("planned switchover by `pulumi up`", () => {
         expect(await query("pg2", "SELECT slot_name, active, restart_lsn FROM pg_replication_slots")).toEqual([{ slot_name: "pg1", active: false, restart_lsn: null }]);
     });
 
+    it("shows no drift on `pulumi refresh` after the switchovers, and no change in a preview after it", () => {
+        const r = mustEngine("refresh", STACK, state);
+        const summary = /^Resources:\n((?: +\S.*\n?)+)/m.exec(r.stderr)?.[1] ?? "";
+        expect(summary.trim(), r.stderr.slice(-3000)).toMatch(/^\d+ unchanged$/);
+        expect(changes(parsePreview(mustEngine("preview", STACK, state, ["--json"]).stdout).steps)).toEqual([]);
+    });
+
     it("does nothing when the primary is named again", () => {
         const out = mustEngine("up", STACK, state, swap("pg1"));
         expect(out.stderr).toMatch(/^Resources:\n\s+\d+ unchanged$/m);
