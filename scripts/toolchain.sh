@@ -21,7 +21,8 @@
 #   PULUMI_HOME            where Pulumi lives (default ~/.pulumi): CLI and language host in bin/,
 #                          plugins in plugins/
 #   PGHA_TOOLCHAIN_CACHE   built binaries, keyed by name, version and a hash of their sources
-#                          (default /var/cache/pgha-toolchain); Go's own caches stay where `go env`
+#                          (default /var/cache/pgha-toolchain as root, else ~/.cache/pgha-toolchain);
+#                          Go's own caches stay where `go env`
 #                          says (GOMODCACHE, GOCACHE), outside the repository
 #   PGHA_TOOLCHAIN_BUILD=1 build even when another `pulumi` is on PATH
 #
@@ -32,7 +33,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 PULUMI_HOME=${PULUMI_HOME:-$HOME/.pulumi}
-CACHE=${PGHA_TOOLCHAIN_CACHE:-/var/cache/pgha-toolchain}
+# (root: /var/cache/pgha-toolchain; another user, e.g. a CI runner: ~/.cache/pgha-toolchain)
+if [ "$(id -u)" = 0 ]; then CACHE=${PGHA_TOOLCHAIN_CACHE:-/var/cache/pgha-toolchain}; else CACHE=${PGHA_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pgha-toolchain}; fi
 MARK=$PULUMI_HOME/bin/.pgha-toolchain     # says the CLI in bin/ was built by this script
 
 say() { printf '[toolchain] %s\n' "$*"; }

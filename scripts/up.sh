@@ -23,7 +23,7 @@ case ${1:-} in up | preview | refresh | destroy) verb=$1; shift ;; esac
 remove_volumes=0
 if [ "$verb" = destroy ] && [ "${1:-}" = --volumes ]; then remove_volumes=1; shift; fi
 
-[ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: set pgha:servers and pgha:primary for stack $stack (docs/configuration.md)" >&2
+[ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: set pgha:servers and pgha:primary for stack $stack (README: Configuration reference)" >&2
 
 # (npm install, not npm ci: see scripts/test.sh)
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm install --no-audit --no-fund; fi
@@ -77,8 +77,8 @@ destroy)
             # shellcheck disable=SC2086
             docker $h volume rm "$data" "$archive" && echo "pgha: removed volumes $data $archive"
         done
-    else
-        [ -n "$volumes" ] && echo "pgha: the data and archive volumes are kept (npm run up -- destroy --volumes deletes them)"
+    elif [ -n "$volumes" ]; then
+        echo "pgha: the data and archive volumes are kept (npm run up -- destroy --volumes deletes them)"
     fi
     ;;
 esac
