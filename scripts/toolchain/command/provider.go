@@ -103,6 +103,23 @@ func unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
 	return plugin.UnmarshalProperties(s, marshalOpts)
 }
 
+// stateAndNews checks that a Diff or Update is for a command:local:Command and decodes its old
+// state and new inputs.
+func stateAndNews(urn string, olds, news *structpb.Struct) (resource.PropertyMap, resource.PropertyMap, error) {
+	if err := checkType(urn); err != nil {
+		return nil, nil, err
+	}
+	state, err := unmarshal(olds)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := unmarshal(news)
+	if err != nil {
+		return nil, nil, err
+	}
+	return state, n, nil
+}
+
 func marshal(m resource.PropertyMap) (*structpb.Struct, error) {
 	return plugin.MarshalProperties(m, marshalOpts)
 }
@@ -177,14 +194,7 @@ func (p *provider) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulum
 }
 
 func (p *provider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	if err := checkType(req.GetUrn()); err != nil {
-		return nil, err
-	}
-	state, err := unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
+	state, news, err := stateAndNews(req.GetUrn(), req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}
@@ -357,14 +367,7 @@ func (p *provider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumir
 // previous stdout/stderr in PULUMI_COMMAND_STDOUT/STDERR. With neither command the outputs stay.
 // During a preview nothing runs and stdout/stderr are unknown when an input changed.
 func (p *provider) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	if err := checkType(req.GetUrn()); err != nil {
-		return nil, err
-	}
-	state, err := unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
+	state, news, err := stateAndNews(req.GetUrn(), req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}
