@@ -1,7 +1,7 @@
-// Reads the pgha stack config from Pulumi and validates it (see config.ts) before anything is declared.
+// Reads the pgha stack config from Pulumi and validates it (see config/) before anything is declared.
 
 import * as pulumi from "@pulumi/pulumi";
-import { PghaConfig, RawConfig, validateConfig, validateSecrets } from "./config";
+import { configKey, PghaConfig, RawConfig, SECRET_KEYS, SecretKey, SecretValue, validateConfig, validateSecrets } from "./config";
 
 export interface LoadedConfig {
     readonly config: PghaConfig;
@@ -18,21 +18,24 @@ const sdkConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?:
 function isConfigSecret(key: string): boolean {
     return typeof sdkConfig.isConfigSecret === "function" ? sdkConfig.isConfigSecret(key) : true;
 }
-const KEYS = ["network", "image", "servers", "primary", "postgresql", "replication", "archive", "clients", "lost", "backup", "restore", "cloneFrom"] as const;
-const SECRET_KEYS = ["superuserPassword", "replicatorPassword"] as const;
 
-/** Every `pgha:*` key in the stack config, parsed as Pulumi stores it (objects and lists as JSON). */
+/**
+ * Every `pgha:*` key in the stack config, parsed as the key table says (config/keys.ts: objects
+ * and lists as JSON). Secret keys stand as "(secret)": their values are read by loadConfig alone.
+ * An unknown key is kept as its text, for the validator to refuse by name.
+ */
 export function readRawConfig(): RawConfig {
     const raw: Record<string, unknown> = {};
     const all = pulumi.runtime.allConfig();
     for (const [fullKey, text] of Object.entries(all)) {
         const [ns, key] = fullKey.split(":", 2);
         if (ns !== NAMESPACE || key === undefined) continue;
-        if ((SECRET_KEYS as readonly string[]).includes(key)) {
+        const spec = configKey(key);
+        if (spec?.secret) {
             raw[key] = "(secret)";
             continue;
         }
-        if ((KEYS as readonly string[]).includes(key) && key !== "primary" && key !== "image") {
+        if (spec?.parse === "json") {
             try {
                 raw[key] = JSON.parse(text);
             } catch {
@@ -49,7 +52,7 @@ export function loadConfig(): LoadedConfig {
     const raw = readRawConfig();
     const secrets = Object.fromEntries(
         SECRET_KEYS.map((k) => [k, { value: pulumi.runtime.getConfig(`${NAMESPACE}:${k}`), secret: isConfigSecret(`${NAMESPACE}:${k}`) }]),
-    ) as Record<(typeof SECRET_KEYS)[number], { value: string | undefined; secret: boolean }>;
+    ) as Record<SecretKey, SecretValue>;
     // Both checks run before a single resource is declared; their errors name every bad key.
     const config = validateConfig(raw);
     validateSecrets(secrets);

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { ConfigError, DEFAULTS, RawConfig, validateConfig, validateSecrets } from "../components/config";
+import { CONFIG_KEYS, ConfigError, DEFAULTS, RawConfig, SECRET_KEYS, validateConfig, validateSecrets } from "../components/config";
 
 const good: RawConfig = {
     servers: [
@@ -61,6 +61,40 @@ describe("valid configuration", () => {
         for (const [key, decl] of Object.entries(declared)) {
             expect(decl.description, `${key} needs a description`).toBeTruthy();
         }
+        // The key table carries the same defaults: DEFAULTS is its typed view.
+        const tableDefaults = Object.fromEntries(CONFIG_KEYS.filter((k) => "default" in k).map((k) => [k.name, (k as { default: unknown }).default]));
+        expect(tableDefaults).toEqual(DEFAULTS);
+        for (const k of CONFIG_KEYS) {
+            if ("default" in k) expect(declared[`pgha:${k.name}`]?.default, k.name).toEqual(k.default);
+        }
+    });
+
+    it("keeps Pulumi.yaml's declared keys, secret flags and string types equal to the key table", () => {
+        const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
+        const declared = project.config as Record<string, { type?: string; secret?: boolean; default?: unknown }>;
+        // Pulumi.yaml leaves out the optional keys without a default (its header comment says why):
+        // declaring them without a default would make the CLI require them.
+        const undeclared = CONFIG_KEYS.filter((k) => !k.required && !("default" in k)).map((k) => k.name);
+        expect(undeclared).toEqual(["backup", "restore", "cloneFrom"]);
+        const declaredNames = Object.keys(declared).map((k) => {
+            expect(k.startsWith("pgha:"), k).toBe(true);
+            return k.replace(/^pgha:/, "");
+        });
+        expect(declaredNames.sort()).toEqual(
+            CONFIG_KEYS.map((k) => k.name)
+                .filter((n) => !undeclared.includes(n))
+                .sort(),
+        );
+        for (const k of CONFIG_KEYS) {
+            const decl = declared[`pgha:${k.name}`];
+            if (decl === undefined) continue;
+            expect(decl.secret === true, `${k.name}: secret`).toBe(k.secret);
+            // `type: string` keys are read as plain strings; the others (objects, lists) as JSON.
+            expect(decl.type === "string", `${k.name}: type string`).toBe(k.parse === "string");
+            expect(decl.default === undefined, `${k.name}: required`).toBe(k.required);
+        }
+        expect(SECRET_KEYS).toEqual(["superuserPassword", "replicatorPassword"]);
+        for (const k of CONFIG_KEYS) expect(k.description, `${k.name} needs a description`).toBeTruthy();
     });
 
     it("declares in Pulumi.yaml without a default exactly the keys the program requires", () => {
@@ -68,28 +102,49 @@ describe("valid configuration", () => {
         // ("Stack is missing configuration values"), so that set must be the program's required set.
         const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
         const declared = project.config as Record<string, { default?: unknown }>;
-        const required = Object.entries(declared).filter(([, d]) => d.default === undefined).map(([k]) => k).sort();
+        const required = Object.entries(declared)
+            .filter(([, d]) => d.default === undefined)
+            .map(([k]) => k)
+            .sort();
         expect(required).toEqual(["pgha:primary", "pgha:replicatorPassword", "pgha:servers", "pgha:superuserPassword"]);
         expect(problemsOf({ servers: good.servers }).join("\n")).toMatch(/pgha:primary/);
         expect(problemsOf({ primary: "pg1" }).join("\n")).toMatch(/pgha:servers/);
-        expect(() => validateSecrets({ superuserPassword: { value: undefined, secret: false }, replicatorPassword: { value: "a-long-secret", secret: true } })).toThrow(/superuserPassword/);
-        expect(() => validateSecrets({ superuserPassword: { value: "a-long-secret", secret: true }, replicatorPassword: { value: undefined, secret: false } })).toThrow(/replicatorPassword/);
+        expect(() =>
+            validateSecrets({ superuserPassword: { value: undefined, secret: false }, replicatorPassword: { value: "a-long-secret", secret: true } }),
+        ).toThrow(/superuserPassword/);
+        expect(() =>
+            validateSecrets({ superuserPassword: { value: "a-long-secret", secret: true }, replicatorPassword: { value: undefined, secret: false } }),
+        ).toThrow(/replicatorPassword/);
     });
 
     it("reports several problems at once", () => {
-        const problems = problemsOf({ servers: [{ name: "PG1", node: "a" }, { name: "pg2", node: "b" }], primary: "pg9", network: { cidr: "300.1.1.0/24" } });
+        const problems = problemsOf({
+            servers: [
+                { name: "PG1", node: "a" },
+                { name: "pg2", node: "b" },
+            ],
+            primary: "pg9",
+            network: { cidr: "300.1.1.0/24" },
+        });
         expect(problems.length).toBeGreaterThanOrEqual(3);
     });
 });
 
 describe("network", () => {
-    it("refuses a CIDR that is not one", () => refused({ ...good, network: { cidr: "10.0.200.0/33" } }, "pgha:network.cidr", /not an IPv4 CIDR/, /pulumi config set --path 'network.cidr'/));
-    it("refuses host bits in the CIDR", () => refused({ ...good, network: { cidr: "10.0.200.5/24", gateway: "10.0.200.1" } }, "pgha:network.cidr", /did you mean 10\.0\.200\.0\/24/));
-    it("refuses a prefix too wide or too narrow", () => refused({ ...good, network: { cidr: "10.0.200.0/30", gateway: "10.0.200.1" } }, "pgha:network.cidr", /out of range/));
-    it("refuses a subnet overlapping Docker's own", () => refused({ ...good, network: { cidr: "172.17.5.0/24", gateway: "172.17.5.1" } }, "pgha:network.cidr", /overlaps 172\.17\.0\.0\/16/));
-    it("refuses the ingress subnet", () => refused({ ...good, network: { cidr: "10.0.0.0/16", gateway: "10.0.0.1" } }, "pgha:network.cidr", /overlaps 10\.0\.0\.0\/24/));
-    it("refuses a gateway outside the subnet", () => refused({ ...good, network: { gateway: "10.0.201.1" } }, "pgha:network.gateway", /outside pgha:network.cidr/, /10\.0\.200\.1/));
-    it("refuses the network address as gateway", () => refused({ ...good, network: { gateway: "10.0.200.0" } }, "pgha:network.gateway", /network or broadcast/));
+    it("refuses a CIDR that is not one", () =>
+        refused({ ...good, network: { cidr: "10.0.200.0/33" } }, "pgha:network.cidr", /not an IPv4 CIDR/, /pulumi config set --path 'network.cidr'/));
+    it("refuses host bits in the CIDR", () =>
+        refused({ ...good, network: { cidr: "10.0.200.5/24", gateway: "10.0.200.1" } }, "pgha:network.cidr", /did you mean 10\.0\.200\.0\/24/));
+    it("refuses a prefix too wide or too narrow", () =>
+        refused({ ...good, network: { cidr: "10.0.200.0/30", gateway: "10.0.200.1" } }, "pgha:network.cidr", /out of range/));
+    it("refuses a subnet overlapping Docker's own", () =>
+        refused({ ...good, network: { cidr: "172.17.5.0/24", gateway: "172.17.5.1" } }, "pgha:network.cidr", /overlaps 172\.17\.0\.0\/16/));
+    it("refuses the ingress subnet", () =>
+        refused({ ...good, network: { cidr: "10.0.0.0/16", gateway: "10.0.0.1" } }, "pgha:network.cidr", /overlaps 10\.0\.0\.0\/24/));
+    it("refuses a gateway outside the subnet", () =>
+        refused({ ...good, network: { gateway: "10.0.201.1" } }, "pgha:network.gateway", /outside pgha:network.cidr/, /10\.0\.200\.1/));
+    it("refuses the network address as gateway", () =>
+        refused({ ...good, network: { gateway: "10.0.200.0" } }, "pgha:network.gateway", /network or broadcast/));
     it("refuses a gateway that is no address", () => refused({ ...good, network: { gateway: "gw" } }, "pgha:network.gateway", /not an IPv4 address/));
     it("refuses a bad network name", () => refused({ ...good, network: { name: "my net" } }, "pgha:network.name", /Docker network name/));
     it("refuses unknown network keys", () => refused({ ...good, network: { subnet: "10.0.200.0/24" } }, "pgha:network.subnet", /unknown key/));
@@ -102,31 +157,63 @@ describe("servers", () => {
         expect(problems.some((p) => p.startsWith("pgha:servers") && /at least one server/.test(p))).toBe(true);
     });
     it("refuses duplicate names", () =>
-        refused({ servers: [{ name: "pg1", node: "a" }, { name: "pg1", node: "b" }], primary: "pg1" }, "pgha:servers[1].name", /already the name of servers\[0\]/));
+        refused(
+            {
+                servers: [
+                    { name: "pg1", node: "a" },
+                    { name: "pg1", node: "b" },
+                ],
+                primary: "pg1",
+            },
+            "pgha:servers[1].name",
+            /already the name of servers\[0\]/,
+        ));
     for (const bad of ["PG1", "pg-1", "pg_1", "1pg", "", "a".repeat(64)]) {
         it(`refuses the name '${bad.length > 10 ? bad.slice(0, 5) + "…" : bad}' (DNS label and slot name)`, () =>
             refused({ servers: [{ name: bad, node: "a" }], primary: "pg1" }, "pgha:servers[0].name", /lowercase letters and digits/));
     }
-    it("accepts a 63-character name", () => expect(() => validateConfig({ servers: [{ name: "a".repeat(63), node: "n" }], primary: "a".repeat(63) })).not.toThrow());
+    it("accepts a 63-character name", () =>
+        expect(() => validateConfig({ servers: [{ name: "a".repeat(63), node: "n" }], primary: "a".repeat(63) })).not.toThrow());
     it("requires a node", () => refused({ servers: [{ name: "pg1" }], primary: "pg1" }, "pgha:servers[0].node", /docker node ls/));
     it("refuses a dockerHost that is no URL", () =>
         refused({ servers: [{ name: "pg1", node: "a", dockerHost: "node-a" }], primary: "pg1" }, "pgha:servers[0].dockerHost", /ssh:\/\//));
     it("refuses a port out of range", () => refused({ servers: [{ name: "pg1", node: "a", port: 70000 }], primary: "pg1" }, "pgha:servers[0].port", /1-65535/));
     it("refuses two servers publishing one port on one node", () =>
         refused(
-            { servers: [{ name: "pg1", node: "a", port: 5432 }, { name: "pg2", node: "a", port: 5432 }], primary: "pg1" },
+            {
+                servers: [
+                    { name: "pg1", node: "a", port: 5432 },
+                    { name: "pg2", node: "a", port: 5432 },
+                ],
+                primary: "pg1",
+            },
             "pgha:servers",
             /pg1 and pg2 both publish port 5432 on node a/,
         ));
     it("allows one port on two nodes", () =>
-        expect(() => validateConfig({ servers: [{ name: "pg1", node: "a", port: 5432 }, { name: "pg2", node: "b", port: 5432 }], primary: "pg1" })).not.toThrow());
+        expect(() =>
+            validateConfig({
+                servers: [
+                    { name: "pg1", node: "a", port: 5432 },
+                    { name: "pg2", node: "b", port: 5432 },
+                ],
+                primary: "pg1",
+            }),
+        ).not.toThrow());
     it("refuses two engines for one node", () =>
         refused(
-            { servers: [{ name: "pg1", node: "a", dockerHost: "ssh://x@a" }, { name: "pg2", node: "a" }], primary: "pg1" },
+            {
+                servers: [
+                    { name: "pg1", node: "a", dockerHost: "ssh://x@a" },
+                    { name: "pg2", node: "a" },
+                ],
+                primary: "pg1",
+            },
             "pgha:servers",
             /different dockerHost/,
         ));
-    it("refuses unknown server keys", () => refused({ servers: [{ name: "pg1", node: "a", role: "primary" }], primary: "pg1" }, "pgha:servers[0].role", /unknown key/));
+    it("refuses unknown server keys", () =>
+        refused({ servers: [{ name: "pg1", node: "a", role: "primary" }], primary: "pg1" }, "pgha:servers[0].role", /unknown key/));
     it("accepts an address that is a hostname or an IPv4 address", () => {
         for (const address of ["127.0.0.1", "192.168.77.2", "node-b", "db1.example.com"]) {
             const cfg = validateConfig({ servers: [{ name: "pg1", node: "a", port: 5432, address }], primary: "pg1" });
@@ -136,10 +223,20 @@ describe("servers", () => {
     });
     for (const bad of ["300.1.1.1", "10.0.0", "-node", "node_b", "tcp://node-b", "a b", "", 42]) {
         it(`refuses the address ${JSON.stringify(bad)}`, () =>
-            refused({ servers: [{ name: "pg1", node: "a", port: 5432, address: bad }], primary: "pg1" }, "pgha:servers[0].address", /not a hostname or an IPv4 address/, /pulumi config set --path 'servers\[0\]\.address'/));
+            refused(
+                { servers: [{ name: "pg1", node: "a", port: 5432, address: bad }], primary: "pg1" },
+                "pgha:servers[0].address",
+                /not a hostname or an IPv4 address/,
+                /pulumi config set --path 'servers\[0\]\.address'/,
+            ));
     }
     it("refuses an address without a published port", () =>
-        refused({ servers: [{ name: "pg1", node: "a", address: "10.1.2.3" }], primary: "pg1" }, "pgha:servers[0].address", /servers\[0\]\.port is not/, /servers\[0\]\.port' 5432/));
+        refused(
+            { servers: [{ name: "pg1", node: "a", address: "10.1.2.3" }], primary: "pg1" },
+            "pgha:servers[0].address",
+            /servers\[0\]\.port is not/,
+            /servers\[0\]\.port' 5432/,
+        ));
 });
 
 describe("primary", () => {
@@ -156,16 +253,22 @@ describe("lost (failover)", () => {
     it("names each server once", () => refused({ ...good, lost: ["pg2", "pg2"] }, "pgha:lost[1]", /listed twice/, /pulumi config rm --path 'lost\[1\]'/));
     it("never holds the primary: a failover names a surviving server", () =>
         refused({ ...good, primary: "pg2", lost: ["pg2"] }, "pgha:primary", /'pg2' is declared lost/, /pulumi config set pgha:primary pg1/));
-    it("leaves at least one server", () => refused({ ...good, lost: ["pg1", "pg2"] }, "pgha:lost", /lists every server/, /remove the servers whose node is back/));
+    it("leaves at least one server", () =>
+        refused({ ...good, lost: ["pg1", "pg2"] }, "pgha:lost", /lists every server/, /remove the servers whose node is back/));
 });
 
 describe("postgresql parameters", () => {
     it("accepts known parameters and extension parameters", () => {
-        const cfg = validateConfig({ ...good, postgresql: { shared_buffers: "1GB", max_connections: 200, hot_standby_feedback: true, "pg_stat_statements.track": "all" } });
+        const cfg = validateConfig({
+            ...good,
+            postgresql: { shared_buffers: "1GB", max_connections: 200, hot_standby_feedback: true, "pg_stat_statements.track": "all" },
+        });
         expect(cfg.postgresql.max_connections).toBe(200);
     });
-    it("refuses unknown parameters", () => refused({ ...good, postgresql: { shared_bufers: "1GB" } }, "pgha:postgresql.shared_bufers", /unknown PostgreSQL parameter/));
-    it("suggests the right spelling", () => refused({ ...good, postgresql: { Shared_Buffers: "1GB" } }, "pgha:postgresql.Shared_Buffers", /did you mean shared_buffers/));
+    it("refuses unknown parameters", () =>
+        refused({ ...good, postgresql: { shared_bufers: "1GB" } }, "pgha:postgresql.shared_bufers", /unknown PostgreSQL parameter/));
+    it("suggests the right spelling", () =>
+        refused({ ...good, postgresql: { Shared_Buffers: "1GB" } }, "pgha:postgresql.Shared_Buffers", /did you mean shared_buffers/));
     for (const name of ["archive_mode", "archive_command", "primary_conninfo", "hot_standby", "fsync", "synchronous_standby_names", "listen_addresses"]) {
         it(`refuses the managed parameter ${name}`, () => refused({ ...good, postgresql: { [name]: "off" } }, `pgha:postgresql.${name}`, /managed by pgha/));
     }
@@ -173,16 +276,24 @@ describe("postgresql parameters", () => {
         refused({ ...good, postgresql: { wal_level: "minimal" } }, "pgha:postgresql.wal_level", /replica/);
         expect(validateConfig({ ...good, postgresql: { wal_level: "logical" } }).postgresql.wal_level).toBe("logical");
     });
-    it("refuses max_wal_senders too small for the servers", () => refused({ ...good, postgresql: { max_wal_senders: 1 } }, "pgha:postgresql.max_wal_senders", /at least 4/));
-    it("refuses values that are not scalars", () => refused({ ...good, postgresql: { work_mem: ["4MB"] } }, "pgha:postgresql.work_mem", /string, number or boolean/));
-    it("refuses line breaks in values", () => refused({ ...good, postgresql: { application_name: "a\nfsync = off" } }, "pgha:postgresql.application_name", /line break/));
+    it("refuses max_wal_senders too small for the servers", () =>
+        refused({ ...good, postgresql: { max_wal_senders: 1 } }, "pgha:postgresql.max_wal_senders", /at least 4/));
+    it("refuses values that are not scalars", () =>
+        refused({ ...good, postgresql: { work_mem: ["4MB"] } }, "pgha:postgresql.work_mem", /string, number or boolean/));
+    it("refuses line breaks in values", () =>
+        refused({ ...good, postgresql: { application_name: "a\nfsync = off" } }, "pgha:postgresql.application_name", /line break/));
 });
 
 describe("replication, archive, clients", () => {
-    it("refuses a bad maxSlotWalKeepSize", () => refused({ ...good, replication: { maxSlotWalKeepSize: "lots" } }, "pgha:replication.maxSlotWalKeepSize", /10GB/));
+    it("refuses a bad maxSlotWalKeepSize", () =>
+        refused({ ...good, replication: { maxSlotWalKeepSize: "lots" } }, "pgha:replication.maxSlotWalKeepSize", /10GB/));
     it("refuses a non-boolean synchronous", () => refused({ ...good, replication: { synchronous: "yes" } }, "pgha:replication.synchronous", /true or false/));
     it("refuses synchronous replication with one server", () =>
-        refused({ servers: [{ name: "pg1", node: "a" }], primary: "pg1", replication: { synchronous: true } }, "pgha:replication.synchronous", /at least two servers/));
+        refused(
+            { servers: [{ name: "pg1", node: "a" }], primary: "pg1", replication: { synchronous: true } },
+            "pgha:replication.synchronous",
+            /at least two servers/,
+        ));
     it("refuses a bad archive timeout", () => refused({ ...good, archive: { timeout: "soon" } }, "pgha:archive.timeout", /60s/));
     it("refuses a client network that is not a CIDR", () => refused({ ...good, clients: { cidrs: ["192.168.1.7/24"] } }, "pgha:clients.cidrs[0]", /CIDR/));
     it("refuses unknown top-level keys", () => refused({ ...good, primay: "pg1" }, "pgha:primay", /unknown key/, /pulumi config rm pgha:primay/));
@@ -197,10 +308,13 @@ describe("secrets", () => {
         );
     });
     it("refuses a password stored in plaintext", () =>
-        expect(() => validateSecrets({ superuserPassword: ok, replicatorPassword: { value: "s3cret-password", secret: false } })).toThrow(/pgha:replicatorPassword: is stored in plaintext/));
+        expect(() => validateSecrets({ superuserPassword: ok, replicatorPassword: { value: "s3cret-password", secret: false } })).toThrow(
+            /pgha:replicatorPassword: is stored in plaintext/,
+        ));
     it("refuses a password with a line break", () =>
         expect(() => validateSecrets({ superuserPassword: { value: "abc\ndefghij", secret: true }, replicatorPassword: ok })).toThrow(/line break/));
-    it("refuses a short password", () => expect(() => validateSecrets({ superuserPassword: { value: "short", secret: true }, replicatorPassword: ok })).toThrow(/shorter than 8/));
+    it("refuses a short password", () =>
+        expect(() => validateSecrets({ superuserPassword: { value: "short", secret: true }, replicatorPassword: ok })).toThrow(/shorter than 8/));
     it("never echoes a password in its messages", () => {
         try {
             validateSecrets({ superuserPassword: { value: "leak\nme-please", secret: true }, replicatorPassword: { value: "plaintext-pw", secret: false } });
@@ -221,18 +335,30 @@ describe("backup, restore, cloneFrom", () => {
     });
     it("requires backup.id", () => refused({ ...good, backup: { keep: 2 } }, "pgha:backup.id", /missing/, /pulumi config set --path 'backup.id'/));
     for (const bad of ["", ".hidden", "-x", "a/b", "a b", "x".repeat(64), 7]) {
-        it(`refuses the backup id ${JSON.stringify(bad).slice(0, 12)}`, () => refused({ ...good, backup: { id: bad } }, "pgha:backup.id", /not a backup label/));
+        it(`refuses the backup id ${JSON.stringify(bad).slice(0, 12)}`, () =>
+            refused({ ...good, backup: { id: bad } }, "pgha:backup.id", /not a backup label/));
     }
-    it("refuses a backup server that is not a server", () => refused({ ...good, backup: { id: "b1", server: "pg9" } }, "pgha:backup.server", /not among pgha:servers \(pg1, pg2\)/, /pulumi config rm --path backup.server/));
+    it("refuses a backup server that is not a server", () =>
+        refused(
+            { ...good, backup: { id: "b1", server: "pg9" } },
+            "pgha:backup.server",
+            /not among pgha:servers \(pg1, pg2\)/,
+            /pulumi config rm --path backup.server/,
+        ));
     for (const bad of [0, -1, 2.5, "7", 1001]) {
         it(`refuses backup.keep ${JSON.stringify(bad)}`, () => refused({ ...good, backup: { id: "b1", keep: bad } }, "pgha:backup.keep", /1-1000/));
     }
-    it("refuses unknown backup keys", () => refused({ ...good, backup: { id: "b1", label: "x" } }, "pgha:backup.label", /unknown key; backup has id, server, keep/));
+    it("refuses unknown backup keys", () =>
+        refused({ ...good, backup: { id: "b1", label: "x" } }, "pgha:backup.label", /unknown key; backup has id, server, keep/));
 
     const restore = { backup: "b1", target: { name: "before-migration" }, confirm: "b1" };
     it("accepts a restore to a restore point, an LSN or a time", () => {
         expect(validateConfig({ ...good, restore }).restore).toEqual({ backup: "b1", target: { name: "before-migration" } });
-        expect(validateConfig({ ...good, restore: { ...restore, target: { lsn: "0/3000a60" }, id: "2" } }).restore).toEqual({ backup: "b1", target: { lsn: "0/3000A60" }, id: "2" });
+        expect(validateConfig({ ...good, restore: { ...restore, target: { lsn: "0/3000a60" }, id: "2" } }).restore).toEqual({
+            backup: "b1",
+            target: { lsn: "0/3000A60" },
+            id: "2",
+        });
         for (const time of ["2025-01-31T12:00:00Z", "2025-01-31 12:00:00.123456+01", "2025-01-31T12:00+05:30"]) {
             expect(validateConfig({ ...good, restore: { ...restore, target: { time } } }).restore?.target).toEqual({ time });
         }
@@ -253,14 +379,17 @@ describe("backup, restore, cloneFrom", () => {
         refused({ ...good, restore: { ...restore, target: { time: "2025-13-45T12:00:00Z" } } }, "pgha:restore.target.time", /ISO 8601/);
     });
     it("refuses an LSN that is none", () => refused({ ...good, restore: { ...restore, target: { lsn: "3000060" } } }, "pgha:restore.target.lsn", /not an LSN/));
-    it("refuses a restore point name that needs quoting", () => refused({ ...good, restore: { ...restore, target: { name: "it's" } } }, "pgha:restore.target.name", /pg_create_restore_point/));
+    it("refuses a restore point name that needs quoting", () =>
+        refused({ ...good, restore: { ...restore, target: { name: "it's" } } }, "pgha:restore.target.name", /pg_create_restore_point/));
     it("refuses unknown restore and target keys", () => {
         refused({ ...good, restore: { ...restore, when: "now" } }, "pgha:restore.when", /unknown key/);
         refused({ ...good, restore: { ...restore, target: { name: "x", xid: "5" } } }, "pgha:restore.target.xid", /unknown key/);
     });
 
     it("accepts a clone from another stack's archive volume or from a backup directory", () => {
-        expect(validateConfig({ ...good, cloneFrom: { archiveVolume: "pg2-archive-prod", backup: "nightly", dockerHost: "ssh://admin@prod-b" } }).cloneFrom).toEqual({
+        expect(
+            validateConfig({ ...good, cloneFrom: { archiveVolume: "pg2-archive-prod", backup: "nightly", dockerHost: "ssh://admin@prod-b" } }).cloneFrom,
+        ).toEqual({
             archiveVolume: "pg2-archive-prod",
             dockerHost: "ssh://admin@prod-b",
             backup: "nightly",
@@ -269,7 +398,8 @@ describe("backup, restore, cloneFrom", () => {
     });
     it("requires the source's backup label", () => refused({ ...good, cloneFrom: { archiveVolume: "prod-archive" } }, "pgha:cloneFrom.backup", /missing/));
     it("requires a source", () => refused({ ...good, cloneFrom: { backup: "b1" } }, "pgha:cloneFrom.archiveVolume", /missing/, /cloneFrom.path/));
-    it("refuses this stack's own volumes as the source", () => refused({ ...good, cloneFrom: { archiveVolume: "pg2-archive", backup: "b1" } }, "pgha:cloneFrom.archiveVolume", /a volume of this stack/));
+    it("refuses this stack's own volumes as the source", () =>
+        refused({ ...good, cloneFrom: { archiveVolume: "pg2-archive", backup: "b1" } }, "pgha:cloneFrom.archiveVolume", /a volume of this stack/));
     it("refuses a relative path, and a path together with a volume", () => {
         refused({ ...good, cloneFrom: { path: "backups/nightly" } }, "pgha:cloneFrom.path", /absolute path/);
         refused({ ...good, cloneFrom: { path: "/b", archiveVolume: "v" } }, "pgha:cloneFrom", /either path or archiveVolume/);
@@ -280,5 +410,10 @@ describe("backup, restore, cloneFrom", () => {
 
 describe("backup and pgha:lost", () => {
     it("refuses a lost server as the backup server", () =>
-        refused({ ...good, lost: ["pg2"], backup: { id: "b1", server: "pg2" } }, "pgha:backup.server", /declared lost/, /pulumi config rm --path backup.server/));
+        refused(
+            { ...good, lost: ["pg2"], backup: { id: "b1", server: "pg2" } },
+            "pgha:backup.server",
+            /declared lost/,
+            /pulumi config rm --path backup.server/,
+        ));
 });

@@ -1,0 +1,34 @@
+// The stack configuration (namespace `pgha`), by concern:
+//   types.ts     what validateConfig returns (PghaConfig) and reads (RawConfig)
+//   keys.ts      the one table of every pgha key, and the defaults
+//   validate.ts  validateConfig: the rules (rules/) in order, one ConfigError with every problem
+//   rules/       one named rule per concern (network, servers, primary, lost, postgresql, ...)
+//   secrets.ts   validateSecrets: the two passwords
+//   ipv4.ts      IPv4 arithmetic for the network checks
+//   error.ts     ConfigError
+// The postgresql.conf parameters pgha manages live beside their renderer (../postgresql-managed.ts).
+
+export { ConfigError } from "./error";
+export { cidrContains, cidrsOverlap, isHostOrIpv4, parseCidr, parseIpv4 } from "./ipv4";
+export type { Cidr } from "./ipv4";
+export { CONFIG_KEYS, configKey, DEFAULTS, SECRET_KEYS } from "./keys";
+export type { ConfigKey, SecretKey } from "./keys";
+export { BACKUP_KEEP_DEFAULT, BACKUP_LABEL, DOCKER_DEFAULT_SUBNETS, SERVER_NAME } from "./rules";
+export { validateSecrets } from "./secrets";
+export type { SecretValue } from "./secrets";
+export { PG_PORT } from "./types";
+export type {
+    ArchiveConfig,
+    BackupConfig,
+    ClientsConfig,
+    CloneFromConfig,
+    NetworkConfig,
+    PghaConfig,
+    RawConfig,
+    ReplicationConfig,
+    RestoreConfig,
+    ServerConfig,
+} from "./types";
+export { validateConfig } from "./validate";
+// Exported by config.ts before they moved beside the renderer; kept so the old import still works.
+export { MANAGED_PARAMETERS, minimumParameters } from "../postgresql-managed";

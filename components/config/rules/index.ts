@@ -1,0 +1,35 @@
+// The validation rules, in the order validateConfig runs them. The order matters twice: a rule
+// reads what the rules before it recorded in the draft (the servers, the primary, the lost
+// servers), and the problems are reported in this order, so an operator reads them key by key.
+
+import { keysRule } from "./keys";
+import { clientsRule, networkRule } from "./network";
+import { archiveRule, postgresqlRule, replicationRule } from "./postgresql";
+import { backupRule, cloneFromRule, restoreRule } from "./recovery";
+import { Rule } from "./rule";
+import { imageRule, lostRule, primaryRule, serversRule } from "./servers";
+
+export const RULES: readonly Rule[] = [
+    keysRule,
+    networkRule,
+    imageRule,
+    serversRule,
+    // The rules below compare against the servers serversRule recorded.
+    primaryRule,
+    lostRule,
+    postgresqlRule,
+    replicationRule,
+    archiveRule,
+    clientsRule,
+    backupRule,
+    restoreRule,
+    cloneFromRule,
+];
+
+export { keysRule } from "./keys";
+export { clientsRule, DOCKER_DEFAULT_SUBNETS, networkRule } from "./network";
+export { archiveRule, postgresqlRule, replicationRule } from "./postgresql";
+export { BACKUP_KEEP_DEFAULT, BACKUP_LABEL, backupRule, cloneFromRule, restoreRule } from "./recovery";
+export { newDraft } from "./rule";
+export type { Draft, Rule } from "./rule";
+export { imageRule, lostRule, primaryRule, SERVER_NAME, serversRule } from "./servers";
