@@ -175,6 +175,7 @@ ensure_packages() {
 		_policy=/usr/sbin/policy-rc.d
 	fi
 	_rc=0
+	# shellcheck disable=SC2086 # $_missing: a list of package names, split on purpose
 	{ apt-get update -q && apt-get install -y -q --no-install-recommends $_missing; } \
 		</dev/null >"$LAB_LOG/apt.log" 2>&1 || _rc=$?
 	[ -z "$_policy" ] || rm -f "$_policy"
@@ -201,7 +202,7 @@ save_host_settings() {
 restore_host_settings() {
 	[ -e "$SYSCTL_SAVE" ] || return 0
 	while read -r _k _v; do
-		[ -e "/proc/sys/$_k" ] && echo "$_v" >"/proc/sys/$_k" 2>/dev/null || true
+		if [ -e "/proc/sys/$_k" ]; then echo "$_v" >"/proc/sys/$_k" 2>/dev/null || true; fi
 	done <"$SYSCTL_SAVE"
 	rm -f "$SYSCTL_SAVE"
 }
@@ -265,7 +266,7 @@ stop_engine() {
 		kill -TERM "$_pid" 2>/dev/null || true
 		wait_until 30 gone "$_pid" || true
 	fi
-	# shellcheck disable=SC2046
+	# shellcheck disable=SC2046 # one argument per process id
 	kill_all $(procs_of "$_exec")
 	unmount_under "$_exec"
 	unmount_under "$_data"
@@ -293,7 +294,7 @@ start_engine_a() {
 	say "starting engine A (node-a) on unix://$SOCK_A, log $LOG_A"
 	write_resolv_conf
 	# own UTS namespace for the hostname, own mount namespace (a slave of the host's) for resolv.conf
-	# shellcheck disable=SC2046
+	# shellcheck disable=SC2016,SC2046 # $0 and $@ are the inner sh's; dockerd_cmd's words are split on purpose
 	setsid unshare --uts --mount --propagation slave sh -c \
 		'hostname node-a && mount --bind "$0" /etc/resolv.conf && exec "$@"' \
 		"$LAB_RUN/resolv.conf" $(dockerd_cmd a) </dev/null >>"$LOG_A" 2>&1 9>&- &
@@ -318,7 +319,7 @@ network_ok() {
 remove_node_b() {
 	stop_engine b
 	if ip netns list 2>/dev/null | grep -qw "^$NETNS"; then
-		# shellcheck disable=SC2046
+		# shellcheck disable=SC2046 # one argument per process id
 		kill_all $(ip netns pids "$NETNS" 2>/dev/null)
 		ip netns delete "$NETNS" 2>/dev/null || true
 	fi
@@ -368,7 +369,7 @@ start_engine_b() {
 	say "starting engine B (node-b) in namespace $NETNS on unix://$SOCK_B, log $LOG_B"
 	write_resolv_conf
 	# `ip netns exec` gives it a mount namespace with the namespace's own /sys; cgroup2 goes there
-	# shellcheck disable=SC2046
+	# shellcheck disable=SC2016,SC2046 # $0 and $@ are the inner sh's; dockerd_cmd's words are split on purpose
 	setsid ip netns exec "$NETNS" unshare --uts sh -c \
 		'hostname node-b && mount -t cgroup2 none /sys/fs/cgroup &&
 		 mount --bind "$0" /etc/resolv.conf && exec "$@"' \
@@ -522,7 +523,7 @@ build_rootfs() { # build_rootfs TARBALL
 
 ensure_image() {
 	_t=$(now)
-	answers "$SOCK_A" && answers "$SOCK_B" || die "the engines are not up: run scripts/lab.sh up"
+	if ! answers "$SOCK_A" || ! answers "$SOCK_B"; then die "the engines are not up: run scripts/lab.sh up"; fi
 	_hash=$(recipe_hash)
 	_tar=$LAB_CACHE/rootfs-pg$PG_VERSION-$_hash.tar
 	if [ "$(image_recipe_of a)" = "$_hash" ] && [ "$(image_recipe_of b)" = "$_hash" ]; then
@@ -555,8 +556,9 @@ ensure_image() {
 	for _old in "$LAB_CACHE"/rootfs-pg"$PG_VERSION"-*.tar; do
 		[ "$_old" = "$_tar" ] || rm -f "$_old"
 	done
-	[ "$(image_recipe_of a)" = "$_hash" ] && [ "$(image_recipe_of b)" = "$_hash" ] ||
+	if [ "$(image_recipe_of a)" != "$_hash" ] || [ "$(image_recipe_of b)" != "$_hash" ]; then
 		die "image $IMAGE is not on both engines"
+	fi
 	say "image $IMAGE (recipe $_hash) on both nodes ($(since "$_t"))"
 }
 
@@ -598,11 +600,11 @@ cmd_image() {
 clean_engine() {
 	case $1 in a) _d=dA ;; b) _d=dB ;; esac
 	_ids=$($_d ps -aq 2>/dev/null || true)
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # one argument per container id
 	[ -z "$_ids" ] || $_d rm -f -v $_ids >/dev/null 2>&1 || true
 	[ "$(swarm_field "$1" LocalNodeState)" = inactive ] || $_d swarm leave --force >/dev/null 2>&1 || true
 	_ids=$($_d volume ls -q 2>/dev/null || true)
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # one argument per volume name
 	[ -z "$_ids" ] || $_d volume rm -f $_ids >/dev/null 2>&1 || true
 	$_d network prune -f >/dev/null 2>&1 || true
 }
@@ -621,7 +623,7 @@ cmd_down() {
 		_svcs=$(dA service ls -q)
 		if [ -n "$_svcs" ]; then
 			say "removing swarm services: $(dA service ls --format '{{.Name}}' | tr '\n' ' ')"
-			# shellcheck disable=SC2086
+			# shellcheck disable=SC2086 # one argument per service id
 			dA service rm $_svcs >/dev/null
 		fi
 	fi
@@ -687,7 +689,7 @@ cmd_stop_node() {
 		say "node-b's engine is not running (nothing to stop)"
 	else
 		say "node-b goes away: SIGKILL to its engine, containerd, shims and containers ($(printf '%s\n' "$_pids" | wc -l) processes)"
-		# shellcheck disable=SC2086
+		# shellcheck disable=SC2086 # one argument per process id
 		kill_all $_pids
 	fi
 	stop_engine b # whatever is left: mounts, pid file, socket, cgroups (no engine to signal now)

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The test command (npm test): installs what the tests need, then runs them.
 #   scripts/test.sh          unit suite, then the end-to-end suite on the two-node lab swarm
-#   scripts/test.sh unit     unit suite only (no Docker): config, templates, graph, entrypoint
+#   scripts/test.sh unit     unit suite only (no Docker): the linters first (scripts/lint.sh:
+#                            ShellCheck, ESLint, Prettier), then config, templates, graph,
+#                            entrypoint; a lint finding fails it (the tests still run)
 #   scripts/test.sh e2e      end-to-end suite only: builds the Pulumi toolchain if it is missing
 #                            (scripts/toolchain.sh), brings the lab up (scripts/lab.sh up), runs
 #                            the real `pulumi` on the program against it, tears the lab down
@@ -30,7 +32,7 @@ fi
 # machines' npm settings the lock file lists only this platform's optional packages (rollup's
 # native builds), which `npm ci` refuses as "out of sync"; `npm install` installs the locked
 # versions and leaves the lock file as it is.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -e node_modules/.package-lock.json ] || [ -n "$(find package-lock.json -newer node_modules/.package-lock.json)" ]; then
     npm install --no-audit --no-fund
     phase "npm packages installed"
 fi
@@ -38,8 +40,14 @@ fi
 
 status=0
 if [ "$what" != e2e ]; then
-    npx vitest run --config vitest.config.ts || status=$?
-    phase "unit suite done (exit $status)"
+    # ShellCheck, ESLint and Prettier (ShellCheck is installed from Debian's packages when it
+    # is missing); the unit suite runs after a finding too, and the exit status stays non-zero
+    sh scripts/lint.sh || status=$?
+    phase "lint done (exit $status)"
+    unit=0
+    npx vitest run --config vitest.config.ts || unit=$?
+    phase "unit suite done (exit $unit)"
+    [ "$unit" = 0 ] || status=$unit
 fi
 if [ "$what" != unit ] && [ "$status" = 0 ]; then
     # strace: the suite checks that the Pulumi CLI and its plugins connect to nothing but loopback

@@ -26,7 +26,9 @@ if [ "$verb" = destroy ] && [ "${1:-}" = --volumes ]; then remove_volumes=1; shi
 [ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: set pgha:servers and pgha:primary for stack $stack (README: Configuration reference)" >&2
 
 # (npm install, not npm ci: see scripts/test.sh)
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm install --no-audit --no-fund; fi
+if [ ! -e node_modules/.package-lock.json ] || [ -n "$(find package-lock.json -newer node_modules/.package-lock.json)" ]; then
+    npm install --no-audit --no-fund
+fi
 sh scripts/toolchain.sh
 eval "$(sh scripts/toolchain.sh env)"
 # The local swarm (scripts/lab.sh) unless DOCKER_HOST names another manager to deploy to.
@@ -56,7 +58,7 @@ yes=""
 
 case $verb in
 up | refresh)
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # $yes: no word, or two flags
     exec pulumi "$verb" --stack "$stack" $yes "$@"
     ;;
 preview)
@@ -65,17 +67,18 @@ preview)
     exec pulumi preview --stack "$stack" --diff --non-interactive "$@"
     ;;
 destroy)
+    # shellcheck disable=SC2016 # a Node.js script: ${...} is its template literal, not the shell's
     volumes=$(pulumi stack output --stack "$stack" --json servers 2>/dev/null |
         node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{for(const v of Object.values(JSON.parse(s)))console.log(`${v.dockerHost||"-"} ${v.dataVolume} ${v.archiveVolume}`)}catch{}})') || volumes=""
     pulumi state unprotect --stack "$stack" --all --yes >/dev/null
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # $yes: no word, or two flags
     pulumi destroy --stack "$stack" $yes "$@"
     if [ "$remove_volumes" = 1 ]; then
         echo "$volumes" | while read -r host data archive; do
             [ -n "$data" ] || continue
-            h=""; [ "$host" != - ] && h="-H $host"
-            # shellcheck disable=SC2086
-            docker $h volume rm "$data" "$archive" && echo "pgha: removed volumes $data $archive"
+            # "$@" becomes -H HOST, or nothing for the local engine (pulumi's arguments are done with)
+            if [ "$host" = - ]; then set --; else set -- -H "$host"; fi
+            docker "$@" volume rm "$data" "$archive" && echo "pgha: removed volumes $data $archive"
         done
     elif [ -n "$volumes" ]; then
         echo "pgha: the data and archive volumes are kept (npm run up -- destroy --volumes deletes them)"

@@ -63,8 +63,7 @@ function declarations(sf) {
 const inputTypes = declarations(parse("types/input.d.ts"));
 const outputTypes = declarations(parse("types/output.d.ts"));
 
-const isUndefined = (t) => t.kind === ts.SyntaxKind.UndefinedKeyword ||
-    (ts.isLiteralTypeNode(t) && t.literal.kind === ts.SyntaxKind.UndefinedKeyword);
+const isUndefined = (t) => t.kind === ts.SyntaxKind.UndefinedKeyword || (ts.isLiteralTypeNode(t) && t.literal.kind === ts.SyntaxKind.UndefinedKeyword);
 
 // Reduce a property's type node to a shape:
 //   {kind: "scalar"} | {kind: "map"} | {kind: "array", items} | {kind: "object", sdk: Name}
@@ -91,8 +90,10 @@ function sdkShape(node, where) {
         if (/^enums\./.test(name)) return { kind: "scalar" };
         if (name === "pulumi.ID") return { kind: "scalar" };
     }
-    if ([ts.SyntaxKind.StringKeyword, ts.SyntaxKind.NumberKeyword, ts.SyntaxKind.BooleanKeyword,
-        ts.SyntaxKind.AnyKeyword].includes(node.kind) || ts.isLiteralTypeNode(node)) {
+    if (
+        [ts.SyntaxKind.StringKeyword, ts.SyntaxKind.NumberKeyword, ts.SyntaxKind.BooleanKeyword, ts.SyntaxKind.AnyKeyword].includes(node.kind) ||
+        ts.isLiteralTypeNode(node)
+    ) {
         return { kind: "scalar" };
     }
     problem(where, `SDK type ${node.getText()} is not understood`);
@@ -124,9 +125,15 @@ function schemaShape(spec, where) {
         return { kind: "object", tok };
     }
     switch (spec.type) {
-        case "array": return { kind: "array", items: schemaShape(spec.items, where) };
-        case "object": return spec.additionalProperties ? { kind: "map" } : { kind: "object", tok: null };
-        case "string": case "number": case "integer": case "boolean": return { kind: "scalar" };
+        case "array":
+            return { kind: "array", items: schemaShape(spec.items, where) };
+        case "object":
+            return spec.additionalProperties ? { kind: "map" } : { kind: "object", tok: null };
+        case "string":
+        case "number":
+        case "integer":
+        case "boolean":
+            return { kind: "scalar" };
     }
     if (spec.oneOf) return { kind: "scalar" };
     problem(where, `schema type ${JSON.stringify(spec)} is not understood`);
@@ -135,7 +142,7 @@ function schemaShape(spec, where) {
 
 // ---- comparison -----------------------------------------------------------
 
-const describe = (s) => s.kind === "array" ? `array of ${describe(s.items)}` : s.kind;
+const describe = (s) => (s.kind === "array" ? `array of ${describe(s.items)}` : s.kind);
 const seen = new Set();
 
 // Compare property sets. checkRequired: inputs only (outputs' optionality in
@@ -191,10 +198,8 @@ for (const [file, cls] of RESOURCES) {
         continue;
     }
     const decls = declarations(parse(`${file}.d.ts`));
-    compareProps(`${cls}(inputs)`, sdkProps(decls.get(`${cls}Args`)), res.inputProperties ?? {},
-        res.requiredInputs, true);
-    compareProps(`${cls}(outputs)`, sdkProps(decls.get(cls), { readonlyOnly: true }), res.properties ?? {},
-        null, false);
+    compareProps(`${cls}(inputs)`, sdkProps(decls.get(`${cls}Args`)), res.inputProperties ?? {}, res.requiredInputs, true);
+    compareProps(`${cls}(outputs)`, sdkProps(decls.get(cls), { readonlyOnly: true }), res.properties ?? {}, null, false);
     checked++;
 }
 
@@ -205,8 +210,7 @@ for (const [file, cls] of RESOURCES) {
     const sdkVersion = JSON.parse(fs.readFileSync(path.join(sdkDir, "package.json"), "utf8")).version;
     if (schema.version !== sdkVersion) problem("package", `schema version ${schema.version}, SDK version ${sdkVersion}`);
     const decls = declarations(parse("provider.d.ts"));
-    compareProps("Provider(inputs)", sdkProps(decls.get("ProviderArgs")), schema.provider?.inputProperties ?? {},
-        schema.provider?.requiredInputs, true);
+    compareProps("Provider(inputs)", sdkProps(decls.get("ProviderArgs")), schema.provider?.inputProperties ?? {}, schema.provider?.requiredInputs, true);
     const vars = parse("config/vars.d.ts");
     const names = new Set();
     for (const st of vars.statements) {
@@ -223,5 +227,6 @@ if (problems.length) {
     console.log(`check-schema: ${problems.length} mismatch(es) against @pulumi/docker in ${sdkDir}`);
     process.exit(1);
 }
-console.log(`check-schema: ok, ${checked} entries (Service, Network, Volume, ServiceConfig, Secret, provider), ` +
-    `${seen.size} nested types compared with ${sdkDir}`);
+console.log(
+    `check-schema: ok, ${checked} entries (Service, Network, Volume, ServiceConfig, Secret, provider), ` + `${seen.size} nested types compared with ${sdkDir}`,
+);
