@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { CloneFromConfig, PghaConfig, ServerConfig } from "./config";
 import { ClusterNetwork } from "./network";
+import { OperationValues, ServerRow, operationCommand, operationEnv } from "./operations";
 import { Server, SharedFiles, volumeNames } from "./server";
 import { connectionStrings, renderPgHba, renderPostgresqlConf } from "./templates";
 
@@ -59,11 +60,26 @@ export function parseBackups(stdout: string): BackupInfo[] {
     }
 }
 
-/** The initialize Command's environment for pgha:cloneFrom (scripts/clone.sh). */
-export function cloneFromEnvironment(c: CloneFromConfig | undefined): Record<string, string> {
+/** The initialize Command's values for pgha:cloneFrom (scripts/operations/clone.sh). */
+export function cloneFromEnvironment(c: CloneFromConfig | undefined): Partial<OperationValues<"initialize">> {
     if (!c) return {};
     if ("path" in c) return { PGHA_CLONE_PATH: c.path };
     return { PGHA_CLONE_VOLUME: c.archiveVolume, PGHA_CLONE_DOCKER_HOST: c.dockerHost ?? "", PGHA_CLONE_BACKUP: c.backup };
+}
+
+/** The container side of pgha: scripts/server/*.sh, by file name, in a stable order. */
+export function serverFiles(projectDir: string): Record<string, string> {
+    const dir = path.join(projectDir, "scripts", "server");
+    const names = fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(".sh"))
+        .sort();
+    return Object.fromEntries(names.map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")]));
+}
+
+/** The Docker config resource name of a server file (the entrypoint keeps the name it always had). */
+export function serverFileResourceName(cluster: string, file: string): string {
+    return file === "entrypoint.sh" ? `${cluster}-entrypoint` : `${cluster}-server-${file.replace(/\.sh$/, "")}`;
 }
 
 const base64 = (text: string) => Buffer.from(text).toString("base64");
@@ -109,10 +125,9 @@ export class Cluster extends pulumi.ComponentResource {
 
         const secret = (n: string, value: pulumi.Input<string>) =>
             new docker.Secret(n, { data: pulumi.secret(pulumi.output(value).apply(base64)), labels: labelList }, { parent: this });
-        const file = (n: string, text: string) =>
-            new docker.ServiceConfig(n, { data: base64(text), labels: labelList }, { parent: this });
+        const file = (n: string, text: string) => new docker.ServiceConfig(n, { data: base64(text), labels: labelList }, { parent: this });
         const files: SharedFiles = {
-            entrypoint: file(`${name}-entrypoint`, fs.readFileSync(path.join(projectDir, "scripts", "entrypoint.sh"), "utf8")),
+            serverFiles: Object.fromEntries(Object.entries(serverFiles(projectDir)).map(([f, text]) => [f, file(serverFileResourceName(name, f), text)])),
             postgresqlConf: file(`${name}-postgresql-conf`, renderPostgresqlConf(cfg)),
             hbaConf: file(`${name}-pg-hba-conf`, renderPgHba(cfg)),
             superuserPassword: secret(`${name}-superuser-password`, args.superuserPassword),
@@ -136,14 +151,13 @@ export class Cluster extends pulumi.ComponentResource {
             this.rejoins[s.name] = new command.local.Command(
                 `${s.name}-rejoin`,
                 {
-                    // (same form as script() below: relative to the project directory)
-                    create: "sh ./scripts/rejoin.sh",
-                    environment: {
+                    create: operationCommand("rejoin"),
+                    environment: operationEnv("rejoin", {
                         PGHA_SERVER: s.name,
                         PGHA_DOCKER_HOST: dockerHostOf(s),
                         PGHA_DATA_VOLUME: volumeNames(s.name).data,
-                        PGHA_LOST: lost ? "1" : "0",
-                    },
+                        PGHA_SERVER_LOST: lost,
+                    }),
                     triggers: [lost ? "lost" : "not lost"],
                     logging: "stderr",
                 },
@@ -179,9 +193,6 @@ export class Cluster extends pulumi.ComponentResource {
         }
         const services = Object.values(this.servers).map((s) => s.service);
 
-        // Relative to the project directory, where Pulumi runs the program and its commands, so
-        // the command text is the same on every machine that previews or applies the stack.
-        const script = (file: string) => `sh ./scripts/${file}`;
         const passwords = pulumi.secret(
             pulumi.all([args.superuserPassword, args.replicatorPassword]).apply(([su, repl]) => ({
                 PGHA_SUPERUSER_PASSWORD: su,
@@ -189,8 +200,13 @@ export class Cluster extends pulumi.ComponentResource {
             })),
         );
 
-        // "name host" lines: the engine each server's node-local work goes to.
-        const serverHosts = cfg.servers.map((s) => `${s.name} ${dockerHostOf(s) || "-"}`).join("\n");
+        // The table of servers every operation that acts on several of them reads (PGHA_SERVERS).
+        const rows = (servers: readonly ServerConfig[]): ServerRow[] =>
+            servers.map((s) => {
+                const v = volumeNames(s.name);
+                return { name: s.name, engine: dockerHostOf(s), dataVolume: v.data, archiveVolume: v.archive };
+            });
+        const allServers = rows(cfg.servers);
 
         // Initialize: mark the designated primary's empty data volume so its entrypoint runs
         // initdb on first start. Runs once, when the stack is first brought up: later changes of
@@ -199,16 +215,15 @@ export class Cluster extends pulumi.ComponentResource {
         this.initializeCommand = new command.local.Command(
             `${name}-initialize`,
             {
-                create: script("initialize.sh"),
-                environment: {
+                create: operationCommand("initialize"),
+                environment: operationEnv("initialize", {
                     PGHA_SERVER: primaryServer.name,
-                    PGHA_DOCKER_HOST: dockerHostOf(primaryServer),
                     PGHA_IMAGE: cfg.image,
                     // Every server's data volume, to refuse a second cluster beside existing data.
-                    PGHA_SERVERS: cfg.servers.map((s) => `${s.name} ${volumeNames(s.name).data} ${dockerHostOf(s) || "-"}`).join("\n"),
+                    PGHA_SERVERS: allServers,
                     // pgha:cloneFrom: the first primary is a copy of another cluster (clone.sh).
                     ...cloneFromEnvironment(cfg.cloneFrom),
-                },
+                }),
                 logging: "stderr",
             },
             {
@@ -226,16 +241,18 @@ export class Cluster extends pulumi.ComponentResource {
             this.bootstraps[s.name] = new command.local.Command(
                 `${s.name}-bootstrap`,
                 {
-                    create: script("bootstrap.sh"),
-                    environment: passwords.apply((pw) => ({
-                        PGHA_SERVER: s.name,
-                        PGHA_PEERS: peers.join(","),
-                        PGHA_DOCKER_HOST: dockerHostOf(s),
-                        PGHA_DATA_VOLUME: volumeNames(s.name).data,
-                        PGHA_NETWORK: cfg.network.name,
-                        PGHA_IMAGE: cfg.image,
-                        ...pw,
-                    })),
+                    create: operationCommand("bootstrap"),
+                    environment: passwords.apply((pw) =>
+                        operationEnv("bootstrap", {
+                            PGHA_SERVER: s.name,
+                            PGHA_PEERS: peers,
+                            PGHA_DOCKER_HOST: dockerHostOf(s),
+                            PGHA_DATA_VOLUME: volumeNames(s.name).data,
+                            PGHA_NETWORK: cfg.network.name,
+                            PGHA_IMAGE: cfg.image,
+                            ...pw,
+                        }),
+                    ),
                     logging: "stderr",
                 },
                 // Its environment holds the passwords: whatever it prints stays secret in the state
@@ -250,14 +267,14 @@ export class Cluster extends pulumi.ComponentResource {
         this.switchover = new command.local.Command(
             `${name}-switchover`,
             {
-                create: script("switchover.sh"),
-                environment: {
+                create: operationCommand("switchover"),
+                environment: operationEnv("switchover", {
                     PGHA_PRIMARY: cfg.primary,
-                    PGHA_SERVERS: serverHosts,
+                    PGHA_SERVERS: allServers,
                     // Servers whose node is gone: never contacted; with the primary among them,
-                    // the switchover is a failover (switchover.sh).
-                    PGHA_LOST: cfg.lost.join(" "),
-                },
+                    // the switchover is a failover (failover.sh).
+                    PGHA_LOST: cfg.lost,
+                }),
                 triggers: [cfg.primary],
                 logging: "stderr",
             },
@@ -267,10 +284,7 @@ export class Cluster extends pulumi.ComponentResource {
         // The operations on the cluster's data never name the primary (they find it, or a
         // standby, when they run) and carry no password (they work in the servers' containers,
         // over the local socket): a role swap leaves them alone, and their stdout is not secret.
-        const dataServers = cfg.servers
-            .filter((s) => !cfg.lost.includes(s.name))
-            .map((s) => `${s.name} ${dockerHostOf(s) || "-"} ${volumeNames(s.name).archive}`)
-            .join("\n");
+        const dataServers = rows(cfg.servers.filter((s) => !cfg.lost.includes(s.name)));
 
         // Backup: its trigger is pgha:backup.id, so a new id takes a new backup (`create`); a
         // changed keep, server or server list re-applies retention only (`update`). Its stdout is
@@ -279,14 +293,14 @@ export class Cluster extends pulumi.ComponentResource {
             this.backupCommand = new command.local.Command(
                 `${name}-backup`,
                 {
-                    create: `${script("backup.sh")} take`,
-                    update: `${script("backup.sh")} retain`,
-                    environment: {
+                    create: operationCommand("backup", "take"),
+                    update: operationCommand("backup", "retain"),
+                    environment: operationEnv("backup", {
                         PGHA_SERVERS: dataServers,
                         PGHA_BACKUP_LABEL: cfg.backup.id,
-                        PGHA_BACKUP_KEEP: String(cfg.backup.keep),
+                        PGHA_BACKUP_KEEP: cfg.backup.keep,
                         PGHA_BACKUP_SERVER: cfg.backup.server ?? "",
-                    },
+                    }),
                     triggers: [cfg.backup.id],
                     logging: "stderr",
                 },
@@ -303,14 +317,14 @@ export class Cluster extends pulumi.ComponentResource {
             this.restoreCommand = new command.local.Command(
                 `${name}-restore`,
                 {
-                    create: script("restore.sh"),
+                    create: operationCommand("restore"),
                     update: `echo "pgha restore: pgha:restore is unchanged: nothing to do (change restore.id to run it again)" >&2`,
-                    environment: {
+                    environment: operationEnv("restore", {
                         PGHA_SERVERS: dataServers,
                         PGHA_RESTORE_BACKUP: cfg.restore.backup,
                         PGHA_RESTORE_TARGET: `${kind}=${value}`,
                         PGHA_RESTORE_ID: cfg.restore.id ?? "",
-                    },
+                    }),
                     triggers: [cfg.restore.backup, `${kind}=${value}`, cfg.restore.id ?? ""],
                     logging: "stderr",
                 },

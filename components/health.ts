@@ -243,7 +243,12 @@ export function archiverRow(r: Record<string, unknown>): ArchiverRow {
 /** The facts of one answering server, from the rows of HEALTH_SQL (replication: primaries only). */
 export function serverProbe(
     t: ServerTarget,
-    rows: { server: Record<string, unknown>; replication?: readonly Record<string, unknown>[]; slots: readonly Record<string, unknown>[]; archiver?: Record<string, unknown> },
+    rows: {
+        server: Record<string, unknown>;
+        replication?: readonly Record<string, unknown>[];
+        slots: readonly Record<string, unknown>[];
+        archiver?: Record<string, unknown>;
+    },
 ): ServerProbe {
     const s = rows.server;
     const primary = !bool(s.in_recovery);
@@ -339,11 +344,19 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
     // Every server answers, as itself.
     for (const s of servers) {
         if (s.role === "unknown") {
-            error("unreachable", s.name, `${s.name} (node ${s.node}): ${s.error ?? "not reachable from here"}; status cannot vouch for it (publish a port: servers[i].port, and set servers[i].address)`);
+            error(
+                "unreachable",
+                s.name,
+                `${s.name} (node ${s.node}): ${s.error ?? "not reachable from here"}; status cannot vouch for it (publish a port: servers[i].port, and set servers[i].address)`,
+            );
         } else if (s.role === "down") {
             error("unreachable", s.name, `${s.name} (node ${s.node}) does not answer at ${s.endpoint}: ${s.error ?? "not reachable"}`);
         } else if (!asItself(s)) {
-            error("identity", s.name, `${s.endpoint} answers as '${s.clusterName}', not as ${s.name}: check servers[i].address and servers[i].port of ${s.name}`);
+            error(
+                "identity",
+                s.name,
+                `${s.endpoint} answers as '${s.clusterName}', not as ${s.name}: check servers[i].address and servers[i].port of ${s.name}`,
+            );
         }
     }
 
@@ -351,14 +364,25 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
     const primaries = servers.filter((s) => s.role === "primary" && asItself(s));
     const answering = servers.filter((s) => (s.role === "primary" || s.role === "standby") && asItself(s));
     if (primaries.length > 1) {
-        error("primary-count", null, `more than one server is primary (${primaries.map((s) => s.name).join(", ")}): writes may go to any of them; stop all but one (docker exec <its container> /bin/sh /etc/pgha/entrypoint.sh demote)`);
+        error(
+            "primary-count",
+            null,
+            `more than one server is primary (${primaries.map((s) => s.name).join(", ")}): writes may go to any of them; stop all but one (docker exec <its container> /bin/sh /etc/pgha/entrypoint.sh demote)`,
+        );
     } else if (primaries.length === 0) {
-        const why = answering.length === 0 ? "no server answers" : `${answering.map((s) => s.name).join(", ")} ${answering.length === 1 ? "is a standby" : "are standbys"}, the others do not answer`;
+        const why =
+            answering.length === 0
+                ? "no server answers"
+                : `${answering.map((s) => s.name).join(", ")} ${answering.length === 1 ? "is a standby" : "are standbys"}, the others do not answer`;
         error("primary-count", null, `no primary: ${why}`);
     }
     const primary = primaries.length === 1 ? primaries[0] : undefined;
     if (primary && declaredPrimary && declaredPrimary !== primary.name && names.has(declaredPrimary)) {
-        error("declared-primary", primary.name, `${primary.name} is primary, but the stack declares ${declaredPrimary} (pgha:primary): run pulumi up to finish the switchover, or set pgha:primary back to ${primary.name}`);
+        error(
+            "declared-primary",
+            primary.name,
+            `${primary.name} is primary, but the stack declares ${declaredPrimary} (pgha:primary): run pulumi up to finish the switchover, or set pgha:primary back to ${primary.name}`,
+        );
     }
 
     // Every other server streams from the primary, through its own active slot.
@@ -376,14 +400,26 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
             }
             const slot = slots.find((x) => x.name === s.name);
             if (!slot) {
-                error("slot-missing", s.name, `${primary.name} has no replication slot for ${s.name}: WAL ${s.name} needs may be removed (create it: SELECT pg_create_physical_replication_slot('${s.name}') on ${primary.name})`);
+                error(
+                    "slot-missing",
+                    s.name,
+                    `${primary.name} has no replication slot for ${s.name}: WAL ${s.name} needs may be removed (create it: SELECT pg_create_physical_replication_slot('${s.name}') on ${primary.name})`,
+                );
             } else if (!slot.active) {
-                error("slot-inactive", s.name, `slot ${s.name} on ${primary.name} is not active: ${s.name} does not stream through it${slot.retainedBytes !== null ? ` (it holds back ${formatBytes(slot.retainedBytes)} of WAL)` : ""}`);
+                error(
+                    "slot-inactive",
+                    s.name,
+                    `slot ${s.name} on ${primary.name} is not active: ${s.name} does not stream through it${slot.retainedBytes !== null ? ` (it holds back ${formatBytes(slot.retainedBytes)} of WAL)` : ""}`,
+                );
             }
         }
         for (const slot of slots) {
             if (!names.has(slot.name) && !slot.temporary && !slot.active) {
-                warning("slot-orphan", primary.name, `slot ${slot.name} on ${primary.name} belongs to no server of the stack and is inactive${slot.retainedBytes !== null ? `; it holds back ${formatBytes(slot.retainedBytes)} of WAL` : ""} (drop it if nothing uses it: SELECT pg_drop_replication_slot('${slot.name}'))`);
+                warning(
+                    "slot-orphan",
+                    primary.name,
+                    `slot ${slot.name} on ${primary.name} belongs to no server of the stack and is inactive${slot.retainedBytes !== null ? `; it holds back ${formatBytes(slot.retainedBytes)} of WAL` : ""} (drop it if nothing uses it: SELECT pg_drop_replication_slot('${slot.name}'))`,
+                );
             }
         }
     }
@@ -392,11 +428,23 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
     for (const s of servers) {
         for (const slot of s.slots ?? []) {
             if (slot.walStatus === "lost") {
-                error("slot-wal", s.name, `slot ${slot.name} on ${s.name} has lost WAL it needed (wal_status lost, beyond pgha:replication.maxSlotWalKeepSize): ${slot.name} cannot stream through it any more and needs a new copy (bootstrap)`);
+                error(
+                    "slot-wal",
+                    s.name,
+                    `slot ${slot.name} on ${s.name} has lost WAL it needed (wal_status lost, beyond pgha:replication.maxSlotWalKeepSize): ${slot.name} cannot stream through it any more and needs a new copy (bootstrap)`,
+                );
             } else if (slot.walStatus === "unreserved") {
-                error("slot-wal", s.name, `slot ${slot.name} on ${s.name} is about to lose WAL (wal_status unreserved, at pgha:replication.maxSlotWalKeepSize${slot.retainedBytes !== null ? `, ${formatBytes(slot.retainedBytes)} held back` : ""})`);
+                error(
+                    "slot-wal",
+                    s.name,
+                    `slot ${slot.name} on ${s.name} is about to lose WAL (wal_status unreserved, at pgha:replication.maxSlotWalKeepSize${slot.retainedBytes !== null ? `, ${formatBytes(slot.retainedBytes)} held back` : ""})`,
+                );
             } else if (slot.walStatus === "extended") {
-                warning("slot-wal", s.name, `slot ${slot.name} on ${s.name} holds back more WAL than max_wal_size (wal_status extended${slot.retainedBytes !== null ? `, ${formatBytes(slot.retainedBytes)}` : ""})`);
+                warning(
+                    "slot-wal",
+                    s.name,
+                    `slot ${slot.name} on ${s.name} holds back more WAL than max_wal_size (wal_status extended${slot.retainedBytes !== null ? `, ${formatBytes(slot.retainedBytes)}` : ""})`,
+                );
             }
         }
     }
@@ -405,7 +453,11 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
     for (const s of servers) {
         const a = s.archiver;
         if (a && archiverFailing(a)) {
-            error("archiver-failing", s.name, `the archiver of ${s.name} is failing: ${a.lastFailedWal ?? "a WAL file"} failed at ${a.lastFailedTime}${a.lastArchivedTime ? `, last success ${a.lastArchivedWal} at ${a.lastArchivedTime}` : ", nothing archived yet"} (${a.failedCount} failures; see docker service logs ${s.name})`);
+            error(
+                "archiver-failing",
+                s.name,
+                `the archiver of ${s.name} is failing: ${a.lastFailedWal ?? "a WAL file"} failed at ${a.lastFailedTime}${a.lastArchivedTime ? `, last success ${a.lastArchivedWal} at ${a.lastArchivedTime}` : ", nothing archived yet"} (${a.failedCount} failures; see docker service logs ${s.name})`,
+            );
         }
     }
     return findings;

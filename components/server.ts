@@ -4,12 +4,18 @@
 
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
 import { PG_PORT, PghaConfig, ServerConfig } from "./config";
+import { serverEnv } from "./operations";
 import { PATHS, renderServerConf } from "./templates";
 
 /** The cluster-wide Docker configs and secrets every server mounts. */
 export interface SharedFiles {
-    readonly entrypoint: docker.ServiceConfig;
+    /**
+     * The container side of pgha, scripts/server/*.sh by file name: the entrypoint (the dispatcher,
+     * PID 1) and one file per operation, each mounted beside it in /etc/pgha.
+     */
+    readonly serverFiles: Readonly<Record<string, docker.ServiceConfig>>;
     readonly postgresqlConf: docker.ServiceConfig;
     readonly hbaConf: docker.ServiceConfig;
     readonly superuserPassword: docker.Secret;
@@ -63,8 +69,16 @@ export class Server extends pulumi.ComponentResource {
             protect: true,
             retainOnDelete: true,
         };
-        this.dataVolume = new docker.Volume(`${server.name}-data`, { name: names.data, driver: "local", labels: labelList({ ...labels, "pgha.volume": "data" }) }, volumeOpts);
-        this.archiveVolume = new docker.Volume(`${server.name}-archive`, { name: names.archive, driver: "local", labels: labelList({ ...labels, "pgha.volume": "archive" }) }, volumeOpts);
+        this.dataVolume = new docker.Volume(
+            `${server.name}-data`,
+            { name: names.data, driver: "local", labels: labelList({ ...labels, "pgha.volume": "data" }) },
+            volumeOpts,
+        );
+        this.archiveVolume = new docker.Volume(
+            `${server.name}-archive`,
+            { name: names.archive, driver: "local", labels: labelList({ ...labels, "pgha.volume": "archive" }) },
+            volumeOpts,
+        );
 
         // Left auto-named: a changed file becomes a new config, created before the old one is
         // deleted (Docker refuses to delete a config a service still uses).
@@ -110,13 +124,17 @@ export class Server extends pulumi.ComponentResource {
                         // the server comes back read-only, never as a second primary, whatever its
                         // data directory said when the node went down. It leaves the spec only
                         // when the server leaves pgha:lost, after its rejoin ran.
-                        env: { PGHA_SERVER: server.name, PGHA_PEERS: peers.join(","), ...(args.fenced ? { PGHA_FENCED: "1" } : {}) },
+                        env: serverEnv({ PGHA_SERVER: server.name, PGHA_PEERS: peers, PGHA_FENCED: args.fenced }),
                         mounts: [
                             { type: "volume", source: this.dataVolume.name, target: PATHS.dataDir },
                             { type: "volume", source: this.archiveVolume.name, target: PATHS.archiveDir },
                         ],
                         configs: [
-                            configFile(files.entrypoint, PATHS.entrypoint, 0o555),
+                            // The entrypoint is executable (archive_command runs it); the files it
+                            // sources are read only.
+                            ...Object.entries(files.serverFiles).map(([file, c]) =>
+                                configFile(c, path.posix.join(PATHS.configDir, file), file === "entrypoint.sh" ? 0o555 : 0o444),
+                            ),
                             configFile(files.postgresqlConf, PATHS.postgresqlConf, 0o444),
                             configFile(files.hbaConf, PATHS.hbaConf, 0o444),
                             configFile(this.serverConf, PATHS.serverConf, 0o444),
@@ -148,10 +166,7 @@ export class Server extends pulumi.ComponentResource {
                 // connection tracking drops idle replication connections); host-mode ports.
                 endpointSpec: {
                     mode: "dnsrr",
-                    ports:
-                        server.port !== undefined
-                            ? [{ targetPort: PG_PORT, publishedPort: server.port, publishMode: "host", protocol: "tcp" }]
-                            : [],
+                    ports: server.port !== undefined ? [{ targetPort: PG_PORT, publishedPort: server.port, publishMode: "host", protocol: "tcp" }] : [],
                 },
                 // A new spec replaces the one task: stop the old before starting the new (the
                 // volumes cannot be shared by two PostgreSQL processes).

@@ -6,7 +6,8 @@
 // The text is deterministic: the same config gives byte-identical files (Docker configs are
 // immutable and replacing one restarts the service, so spurious differences would cost restarts).
 
-import { PG_PORT, PghaConfig, ServerConfig, minimumParameters } from "./config";
+import { PG_PORT, PghaConfig, ServerConfig } from "./config";
+import { minimumParameters } from "./postgresql-managed";
 
 /** Fixed paths inside every server container (docs/container.md). */
 export const PATHS = {
@@ -45,7 +46,11 @@ function line(name: string, value: string | number | boolean): string {
     return `${name} = ${renderValue(value)}`;
 }
 
-/** The parameters pgha sets, before the user's own (which may override the tunable ones). */
+/**
+ * The parameters pgha sets, before the user's own (which may override the tunable ones). Every
+ * name here is either managed (MANAGED_PARAMETERS: the validator refuses it) or a tunable default
+ * (TUNABLE_DEFAULTS), never both: test/templates.test.ts keeps them in agreement.
+ */
 export function baseParameters(cfg: PghaConfig, paths: Paths = PATHS): Array<[string, string | number | boolean]> {
     const floors = minimumParameters(cfg.servers.length);
     const names = cfg.servers.map((s) => s.name);
@@ -70,8 +75,8 @@ export function baseParameters(cfg: PghaConfig, paths: Paths = PATHS): Array<[st
         ["wal_receiver_timeout", "30s"],
         // Archiving: every server archives the full WAL stream into its own archive volume.
         ["archive_mode", "always"],
-        ["archive_command", `${paths.entrypoint} archive "%p" "%f"`],
-        ["restore_command", `${paths.entrypoint} restore "%f" "%p"`],
+        ["archive_command", `${paths.entrypoint} wal archive "%p" "%f"`],
+        ["restore_command", `${paths.entrypoint} wal restore "%f" "%p"`],
         ["archive_timeout", cfg.archive.timeout],
         // Dead peers are noticed in seconds, not hours.
         ["tcp_keepalives_idle", 10],

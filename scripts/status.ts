@@ -85,7 +85,8 @@ export function targetsFromOutputs(doc: unknown, source: string): StackTargets {
     const targets = Object.entries(servers).map(([name, v]): ServerTarget => {
         if (!isObject(v) || typeof v.node !== "string") throw new InputError(`${source}: servers.${name} has no node`);
         const port = v.publishedPort;
-        if (port !== undefined && port !== null && (typeof port !== "number" || !Number.isInteger(port))) throw new InputError(`${source}: servers.${name}.publishedPort is not a port`);
+        if (port !== undefined && port !== null && (typeof port !== "number" || !Number.isInteger(port)))
+            throw new InputError(`${source}: servers.${name}.publishedPort is not a port`);
         const address = typeof v.address === "string" && v.address !== "" ? v.address : v.node;
         return { name, node: v.node, address, ...(typeof port === "number" ? { port } : {}) };
     });
@@ -130,9 +131,12 @@ function pulumiEnv(): NodeJS.ProcessEnv {
 function pulumi(args: string[], what: string): string {
     const r = spawnSync("pulumi", args, { cwd: projectDir, env: pulumiEnv(), encoding: "utf8", maxBuffer: 16 << 20 });
     if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new InputError(`${what} needs the Pulumi CLI, which is not installed ('pulumi' is not on PATH); without it, pass --outputs <file> (a JSON object of the stack's outputs) and set PGHA_SUPERUSER_PASSWORD`);
+        throw new InputError(
+            `${what} needs the Pulumi CLI, which is not installed ('pulumi' is not on PATH); without it, pass --outputs <file> (a JSON object of the stack's outputs) and set PGHA_SUPERUSER_PASSWORD`,
+        );
     }
-    if (r.status !== 0) throw new InputError(`pulumi ${args.filter((a) => a !== "--show-secrets").join(" ")} failed (${r.status ?? r.signal}): ${(r.stderr ?? "").trim()}`);
+    if (r.status !== 0)
+        throw new InputError(`pulumi ${args.filter((a) => a !== "--show-secrets").join(" ")} failed (${r.status ?? r.signal}): ${(r.stderr ?? "").trim()}`);
     return r.stdout;
 }
 
@@ -174,7 +178,11 @@ async function probe(t: ServerTarget, password: string, timeoutSeconds: number):
 
 function table(header: string[], rows: string[][]): string {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-    const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? (c ?? "").padEnd(widths[i]) : c ?? "")).join("  ").trimEnd();
+    const line = (r: string[]) =>
+        r
+            .map((c, i) => (i < r.length - 1 ? (c ?? "").padEnd(widths[i]) : (c ?? "")))
+            .join("  ")
+            .trimEnd();
     return [line(header), ...rows.map(line)].join("\n");
 }
 
@@ -201,7 +209,14 @@ export function renderTable(report: StatusReport): string {
     out.push(table(["server", "node", "endpoint", "role", "timeline", "LSN", "stream", "sent-replay", "lag write / flush / replay"], servers));
 
     const slots = report.servers.flatMap((s) =>
-        (s.slots ?? []).map((x) => [s.name + (s.role === "primary" ? " (primary)" : ""), x.name, x.active ? "yes" : "no", formatBytes(x.retainedBytes), x.walStatus ?? "-", x.restartLsn ?? "-"]),
+        (s.slots ?? []).map((x) => [
+            s.name + (s.role === "primary" ? " (primary)" : ""),
+            x.name,
+            x.active ? "yes" : "no",
+            formatBytes(x.retainedBytes),
+            x.walStatus ?? "-",
+            x.restartLsn ?? "-",
+        ]),
     );
     out.push("", "replication slots");
     out.push(slots.length > 0 ? table(["server", "slot", "active", "retained WAL", "wal_status", "restart_lsn"], slots) : "(none reported)");
@@ -244,13 +259,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     try {
         targets = args.outputs
             ? targetsFromOutputs(readOutputsFile(args.outputs), args.outputs === "-" ? "stdin" : args.outputs)
-            : targetsFromOutputs(JSON.parse(pulumi(["stack", "output", "--json", ...stackArgs(args.stack)], "reading the stack's outputs")), "pulumi stack output");
+            : targetsFromOutputs(
+                  JSON.parse(pulumi(["stack", "output", "--json", ...stackArgs(args.stack)], "reading the stack's outputs")),
+                  "pulumi stack output",
+              );
         // With --outputs, the password comes from the Pulumi CLI only for a named --stack: the
         // selected stack need not be the one the file describes.
         if (!process.env.PGHA_SUPERUSER_PASSWORD && args.outputs && !args.stack) {
-            throw new InputError("set PGHA_SUPERUSER_PASSWORD to the password of postgres (pgha:superuserPassword), or name the stack to read it from with --stack");
+            throw new InputError(
+                "set PGHA_SUPERUSER_PASSWORD to the password of postgres (pgha:superuserPassword), or name the stack to read it from with --stack",
+            );
         }
-        password = process.env.PGHA_SUPERUSER_PASSWORD || pulumi(["config", "get", "pgha:superuserPassword", ...stackArgs(args.stack)], "reading pgha:superuserPassword (or set PGHA_SUPERUSER_PASSWORD)").replace(/\r?\n$/, "");
+        password =
+            process.env.PGHA_SUPERUSER_PASSWORD ||
+            pulumi(
+                ["config", "get", "pgha:superuserPassword", ...stackArgs(args.stack)],
+                "reading pgha:superuserPassword (or set PGHA_SUPERUSER_PASSWORD)",
+            ).replace(/\r?\n$/, "");
         if (!password) throw new InputError("the password of postgres is empty: set PGHA_SUPERUSER_PASSWORD or pgha:superuserPassword");
     } catch (e) {
         const msg = e instanceof InputError ? e.message : `${(e as Error).message}`;

@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { Cluster, parseBackups } from "../components/cluster";
+import { Cluster, parseBackups, serverFileResourceName } from "../components/cluster";
 import { validateConfig } from "../components/config";
 import { loadConfig } from "../components/stack-config";
 import { DeclaredResource, isSecretValue, plaintextStrings, ProgramRun, runUnderMocks, unwrapSecrets, valueOf } from "./helpers/mock-program";
@@ -38,6 +38,11 @@ const VOLUME = "docker:index/volume:Volume";
 const CONFIG = "docker:index/serviceConfig:ServiceConfig";
 const SECRET = "docker:index/secret:Secret";
 const COMMAND = "command:local:Command";
+/** The container side, as the program ships it: every file of scripts/server/, sorted. */
+const SERVER_FILES = fs
+    .readdirSync(path.join(__dirname, "..", "scripts", "server"))
+    .filter((f) => f.endsWith(".sh"))
+    .sort();
 
 function spec(r: DeclaredResource): any {
     return unwrapSecrets(r.inputs);
@@ -97,12 +102,17 @@ describe("the declared cluster", async () => {
                     { type: "volume", source: `${s.name}-archive`, target: "/var/lib/pgha/archive" },
                 ]);
                 expect(c.configs.map((x: any) => [x.fileName, x.fileMode])).toEqual([
-                    ["/etc/pgha/entrypoint.sh", 0o555],
+                    ...SERVER_FILES.map((f) => [`/etc/pgha/${f}`, f === "entrypoint.sh" ? 0o555 : 0o444]),
                     ["/etc/pgha/postgresql.conf", 0o444],
                     ["/etc/pgha/pg_hba.conf", 0o444],
                     ["/etc/pgha/server.conf", 0o444],
                 ]);
-                expect(c.configs.map((x: any) => x.configId)).toEqual(["pgha-entrypoint-id", "pgha-postgresql-conf-id", "pgha-pg-hba-conf-id", `${s.name}-server-conf-id`]);
+                expect(c.configs.map((x: any) => x.configId)).toEqual([
+                    ...SERVER_FILES.map((f) => `${serverFileResourceName("pgha", f)}-id`),
+                    "pgha-postgresql-conf-id",
+                    "pgha-pg-hba-conf-id",
+                    `${s.name}-server-conf-id`,
+                ]);
                 expect(c.secrets.map((x: any) => [x.fileName, x.fileMode, x.fileUid, x.secretId])).toEqual([
                     ["pgha-superuser-password", 0o400, "0", "pgha-superuser-password-id"],
                     ["pgha-replicator-password", 0o400, "0", "pgha-replicator-password-id"],
@@ -122,7 +132,10 @@ describe("the declared cluster", async () => {
                 expect(text).not.toMatch(/primary|standby|PGHA_ROLE/i);
                 expect(spec(run.byName(s.name, SERVICE)).taskSpec.containerSpec.env).toEqual({
                     PGHA_SERVER: s.name,
-                    PGHA_PEERS: lab.servers.filter((p) => p.name !== s.name).map((p) => p.name).join(","),
+                    PGHA_PEERS: lab.servers
+                        .filter((p) => p.name !== s.name)
+                        .map((p) => p.name)
+                        .join(","),
                 });
             });
 
@@ -134,9 +147,27 @@ describe("the declared cluster", async () => {
         });
     }
 
-    it("ships the entrypoint, postgresql.conf and pg_hba.conf as auto-named configs", () => {
-        const entry = run.byName("pgha-entrypoint", CONFIG);
-        expect(decode(entry)).toBe(fs.readFileSync(path.join(__dirname, "..", "scripts", "entrypoint.sh"), "utf8"));
+    it("ships every server file (the entrypoint and one file per operation), postgresql.conf and pg_hba.conf as auto-named configs", () => {
+        expect(SERVER_FILES).toContain("entrypoint.sh");
+        expect(SERVER_FILES).toEqual(
+            expect.arrayContaining([
+                "run.sh",
+                "instance.sh",
+                "bootstrap.sh",
+                "switchover.sh",
+                "failover.sh",
+                "rejoin.sh",
+                "backup.sh",
+                "restore.sh",
+                "clone.sh",
+            ]),
+        );
+        expect(serverFileResourceName("pgha", "entrypoint.sh")).toBe("pgha-entrypoint");
+        for (const f of SERVER_FILES) {
+            expect(decode(run.byName(serverFileResourceName("pgha", f), CONFIG)), f).toBe(
+                fs.readFileSync(path.join(__dirname, "..", "scripts", "server", f), "utf8"),
+            );
+        }
         expect(decode(run.byName("pgha-postgresql-conf", CONFIG))).toContain("archive_mode = 'always'");
         expect(decode(run.byName("pgha-pg-hba-conf", CONFIG))).toContain("10.0.201.0/24");
         for (const c of run.ofType(CONFIG)) expect(c.inputs.name, c.name).toBeUndefined();
@@ -161,12 +192,17 @@ describe("the declared cluster", async () => {
 
     it("initializes the cluster once, on the primary, and bootstraps every server without naming the primary", () => {
         const init = run.byName("pgha-initialize", COMMAND);
-        expect(init.inputs.create).toBe("sh ./scripts/initialize.sh");
+        expect(init.inputs.create).toBe("sh ./scripts/operations/initialize.sh");
         expect((init.inputs.environment as any).PGHA_SERVER).toBe("pg1");
         for (const s of lab.servers) {
             const b = spec(run.byName(`${s.name}-bootstrap`, COMMAND));
-            expect(b.create).toBe("sh ./scripts/bootstrap.sh");
-            expect(b.environment).toMatchObject({ PGHA_SERVER: s.name, PGHA_DATA_VOLUME: `${s.name}-data`, PGHA_DOCKER_HOST: s.dockerHost, PGHA_NETWORK: "pgha_lab" });
+            expect(b.create).toBe("sh ./scripts/operations/bootstrap.sh");
+            expect(b.environment).toMatchObject({
+                PGHA_SERVER: s.name,
+                PGHA_DATA_VOLUME: `${s.name}-data`,
+                PGHA_DOCKER_HOST: s.dockerHost,
+                PGHA_NETWORK: "pgha_lab",
+            });
         }
     });
 
@@ -197,9 +233,14 @@ describe("a role swap", async () => {
 
     it("runs the switchover only after every server is bootstrapped", async () => {
         // Slow bootstraps: the switchover must still be created after all of them.
-        const slow = await runUnderMocks({ ...lab, primary: "pg2" }, secrets, () => new Cluster("pgha", loadConfig()), (type, name) => (name.endsWith("-bootstrap") ? 200 : 0));
+        const slow = await runUnderMocks(
+            { ...lab, primary: "pg2" },
+            secrets,
+            () => new Cluster("pgha", loadConfig()),
+            (type, name) => (name.endsWith("-bootstrap") ? 200 : 0),
+        );
         const order = slow.resources.map((r) => r.name);
-        expect(slow.byName("pgha-switchover", COMMAND).inputs.create).toBe("sh ./scripts/switchover.sh");
+        expect(slow.byName("pgha-switchover", COMMAND).inputs.create).toBe("sh ./scripts/operations/switchover.sh");
         for (const s of lab.servers) expect(order.indexOf("pgha-switchover")).toBeGreaterThan(order.indexOf(`${s.name}-bootstrap`));
     });
 });
@@ -225,12 +266,12 @@ describe("failover and rejoin (pgha:lost)", async () => {
     it("declares one rejoin Command per server, triggered by whether the server is lost", () => {
         for (const s of lab.servers) {
             const r = spec(healthy.byName(`${s.name}-rejoin`, COMMAND));
-            expect(r.create).toBe("sh ./scripts/rejoin.sh");
+            expect(r.create).toBe("sh ./scripts/operations/rejoin.sh");
             expect(r.triggers).toEqual(["not lost"]);
-            expect(r.environment).toEqual({ PGHA_SERVER: s.name, PGHA_DOCKER_HOST: s.dockerHost, PGHA_DATA_VOLUME: `${s.name}-data`, PGHA_LOST: "0" });
+            expect(r.environment).toEqual({ PGHA_SERVER: s.name, PGHA_DOCKER_HOST: s.dockerHost, PGHA_DATA_VOLUME: `${s.name}-data`, PGHA_SERVER_LOST: "0" });
         }
         expect(spec(failover.byName("pg2-rejoin", COMMAND)).triggers).toEqual(["lost"]);
-        expect(spec(failover.byName("pg2-rejoin", COMMAND)).environment.PGHA_LOST).toBe("1");
+        expect(spec(failover.byName("pg2-rejoin", COMMAND)).environment.PGHA_SERVER_LOST).toBe("1");
         expect(spec(failover.byName("pg1-rejoin", COMMAND)).triggers).toEqual(["not lost"]);
     });
 
@@ -248,7 +289,12 @@ describe("failover and rejoin (pgha:lost)", async () => {
     });
 
     it("updates a server's service only after its rejoin ran (the fence is lifted after the rejoin)", async () => {
-        const slow = await runUnderMocks(lab, secrets, () => new Cluster("pgha", loadConfig()), (type, name) => (name.endsWith("-rejoin") ? 200 : 0));
+        const slow = await runUnderMocks(
+            lab,
+            secrets,
+            () => new Cluster("pgha", loadConfig()),
+            (type, name) => (name.endsWith("-rejoin") ? 200 : 0),
+        );
         const order = slow.resources.map((r) => `${r.type} ${r.name}`);
         for (const s of lab.servers) {
             expect(order.indexOf(`${SERVICE} ${s.name}`)).toBeGreaterThan(order.indexOf(`${COMMAND} ${s.name}-rejoin`));
@@ -317,18 +363,24 @@ describe("backups, point-in-time recovery and cloning", async () => {
 
     it("declares no backup or restore Command unless configured, and lists no backups", async () => {
         const plain = await declare(lab);
-        expect(plain.resources.filter((r) => /-(backup|restore)$/.test(r.name))).toEqual([]);
+        const commands = (r: ProgramRun) => r.ofType(COMMAND).filter((c) => /-(backup|restore)$/.test(c.name));
+        expect(commands(plain)).toEqual([]);
         expect(await valueOf(plain.cluster.backups)).toEqual([]);
-        expect(run.resources.filter((r) => /-(backup|restore)$/.test(r.name)).map((r) => r.name).sort()).toEqual(["pgha-backup", "pgha-restore"]);
+        expect(
+            commands(run)
+                .map((r) => r.name)
+                .sort(),
+        ).toEqual(["pgha-backup", "pgha-restore"]);
     });
 
     it("takes a backup when backup.id changes (its trigger), and re-applies retention only otherwise", () => {
         const b = spec(run.byName("pgha-backup", COMMAND));
-        expect(b.create).toBe("sh ./scripts/backup.sh take");
-        expect(b.update).toBe("sh ./scripts/backup.sh retain");
+        expect(b.create).toBe("sh ./scripts/operations/backup.sh take");
+        expect(b.update).toBe("sh ./scripts/operations/backup.sh retain");
         expect(b.triggers).toEqual(["nightly-1"]);
         expect(b.environment).toEqual({
-            PGHA_SERVERS: "pg1 unix:///var/run/docker.sock pg1-archive\npg2 unix:///var/run/docker-b.sock pg2-archive\npg3 unix:///var/run/docker-b.sock pg3-archive",
+            PGHA_SERVERS:
+                "pg1 unix:///var/run/docker.sock pg1-data pg1-archive\npg2 unix:///var/run/docker-b.sock pg2-data pg2-archive\npg3 unix:///var/run/docker-b.sock pg3-data pg3-archive",
             PGHA_BACKUP_LABEL: "nightly-1",
             PGHA_BACKUP_KEEP: "3",
             PGHA_BACKUP_SERVER: "",
@@ -337,7 +389,7 @@ describe("backups, point-in-time recovery and cloning", async () => {
 
     it("runs a restore when its backup, target or id changes (its triggers), and nothing when only the servers change", () => {
         const r = spec(run.byName("pgha-restore", COMMAND));
-        expect(r.create).toBe("sh ./scripts/restore.sh");
+        expect(r.create).toBe("sh ./scripts/operations/restore.sh");
         expect(r.update).toMatch(/^echo .*nothing to do/);
         expect(r.triggers).toEqual(["nightly-1", "name=before-migration", ""]);
         expect(r.environment).toMatchObject({ PGHA_RESTORE_BACKUP: "nightly-1", PGHA_RESTORE_TARGET: "name=before-migration", PGHA_RESTORE_ID: "" });
@@ -350,7 +402,8 @@ describe("backups, point-in-time recovery and cloning", async () => {
             expect(JSON.stringify(c.inputs), name).not.toMatch(/Secret-4711|Secret-0815/);
         }
         const needles = [SUPERUSER, REPLICATOR, Buffer.from(SUPERUSER).toString("base64"), Buffer.from(REPLICATOR).toString("base64")];
-        for (const r of run.resources) for (const text of plaintextStrings(r.inputs)) for (const n of needles) expect(text.includes(n), `${r.name}`).toBe(false);
+        for (const r of run.resources)
+            for (const text of plaintextStrings(r.inputs)) for (const n of needles) expect(text.includes(n), `${r.name}`).toBe(false);
     });
 
     it("leaves backup and restore alone on a role swap", async () => {
@@ -362,7 +415,12 @@ describe("backups, point-in-time recovery and cloning", async () => {
     });
 
     it("runs the backup after the switchover, and the restore after both", async () => {
-        const slow = await runUnderMocks({ ...lab, backup, restore }, secrets, () => new Cluster("pgha", loadConfig()), (_t, name) => (name === "pgha-switchover" ? 200 : name === "pgha-backup" ? 100 : 0));
+        const slow = await runUnderMocks(
+            { ...lab, backup, restore },
+            secrets,
+            () => new Cluster("pgha", loadConfig()),
+            (_t, name) => (name === "pgha-switchover" ? 200 : name === "pgha-backup" ? 100 : 0),
+        );
         const order = slow.resources.map((r) => r.name);
         expect(order.indexOf("pgha-backup")).toBeGreaterThan(order.indexOf("pgha-switchover"));
         expect(order.indexOf("pgha-restore")).toBeGreaterThan(order.indexOf("pgha-backup"));
@@ -378,8 +436,12 @@ describe("backups, point-in-time recovery and cloning", async () => {
     it("clones in the initialize step when cloneFrom is set, without changing its command", async () => {
         const clone = await declare({ ...lab, cloneFrom: { archiveVolume: "prod-pg2-archive", dockerHost: "ssh://admin@prod-b", backup: "nightly-1" } });
         const init = spec(clone.byName("pgha-initialize", COMMAND));
-        expect(init.create).toBe("sh ./scripts/initialize.sh");
-        expect(init.environment).toMatchObject({ PGHA_CLONE_VOLUME: "prod-pg2-archive", PGHA_CLONE_DOCKER_HOST: "ssh://admin@prod-b", PGHA_CLONE_BACKUP: "nightly-1" });
+        expect(init.create).toBe("sh ./scripts/operations/initialize.sh");
+        expect(init.environment).toMatchObject({
+            PGHA_CLONE_VOLUME: "prod-pg2-archive",
+            PGHA_CLONE_DOCKER_HOST: "ssh://admin@prod-b",
+            PGHA_CLONE_BACKUP: "nightly-1",
+        });
         const fromPath = await declare({ ...lab, cloneFrom: { path: "/backups/nightly-1" } });
         expect(spec(fromPath.byName("pgha-initialize", COMMAND)).environment).toMatchObject({ PGHA_CLONE_PATH: "/backups/nightly-1" });
         expect(spec(run.byName("pgha-initialize", COMMAND)).environment.PGHA_CLONE_VOLUME).toBeUndefined();

@@ -3,11 +3,29 @@
 // each unhealthy condition produces its finding, naming the server.
 
 import { describe, expect, it } from "vitest";
-import { archiverFailing, buildReport, Check, evaluate, formatBytes, HEALTH_SQL, probeServer, QueryFn, ServerProbe, serverProbe, ServerTarget, unreachableProbe } from "../components/health";
+import {
+    archiverFailing,
+    buildReport,
+    Check,
+    evaluate,
+    formatBytes,
+    HEALTH_SQL,
+    probeServer,
+    QueryFn,
+    ServerProbe,
+    serverProbe,
+    ServerTarget,
+    unreachableProbe,
+} from "../components/health";
 
 type Row = Record<string, unknown>;
 
-const T = (name: string, node: string, port?: number): ServerTarget => ({ name, node, address: node === "node-a" ? "127.0.0.1" : "192.168.77.2", ...(port ? { port } : {}) });
+const T = (name: string, node: string, port?: number): ServerTarget => ({
+    name,
+    node,
+    address: node === "node-a" ? "127.0.0.1" : "192.168.77.2",
+    ...(port ? { port } : {}),
+});
 const pg1 = T("pg1", "node-a", 15432);
 const pg2 = T("pg2", "node-b", 15433);
 const pg3 = T("pg3", "node-b", 15434);
@@ -111,8 +129,24 @@ describe("mapping rows to facts", () => {
     it("reads a primary: timeline, current LSN, its standbys' streams and lags, its slots, its archiver", () => {
         const p = primary(pg1, ["pg2"], { replication: [replRow("pg2", { sent_replay_bytes: "8192", behind_bytes: "16384", replay_lag: null })] });
         expect(p).toMatchObject({ name: "pg1", node: "node-a", endpoint: "127.0.0.1:15432", role: "primary", timeline: 1, currentLsn: "0/5000148" });
-        expect(p.replication![0]).toMatchObject({ applicationName: "pg2", state: "streaming", sentReplayBytes: 8192, behindBytes: 16384, writeLagSeconds: 0.0004, replayLagSeconds: null });
-        expect(p.slots![0]).toEqual({ name: "pg2", type: "physical", temporary: false, active: true, restartLsn: "0/5000148", walStatus: "reserved", retainedBytes: 0, safeWalBytes: 10737418240 });
+        expect(p.replication![0]).toMatchObject({
+            applicationName: "pg2",
+            state: "streaming",
+            sentReplayBytes: 8192,
+            behindBytes: 16384,
+            writeLagSeconds: 0.0004,
+            replayLagSeconds: null,
+        });
+        expect(p.slots![0]).toEqual({
+            name: "pg2",
+            type: "physical",
+            temporary: false,
+            active: true,
+            restartLsn: "0/5000148",
+            walStatus: "reserved",
+            retainedBytes: 0,
+            safeWalBytes: 10737418240,
+        });
         expect(p.archiver).toMatchObject({ archivedCount: 3, failedCount: 0, lastArchivedTime: "2025-01-01T10:00:00.000Z", lastFailedTime: null });
     });
 
@@ -125,7 +159,11 @@ describe("mapping rows to facts", () => {
 
     it("reports a server without a published port as unknown, and a failed connection as down", () => {
         expect(unreachableProbe(T("pg3", "node-b"))).toMatchObject({ role: "unknown", endpoint: null, error: "not reachable from here (no published port)" });
-        expect(unreachableProbe(pg2, "connect ECONNREFUSED 192.168.77.2:15433")).toMatchObject({ role: "down", endpoint: "192.168.77.2:15433", error: "connect ECONNREFUSED 192.168.77.2:15433" });
+        expect(unreachableProbe(pg2, "connect ECONNREFUSED 192.168.77.2:15433")).toMatchObject({
+            role: "down",
+            endpoint: "192.168.77.2:15433",
+            error: "connect ECONNREFUSED 192.168.77.2:15433",
+        });
     });
 
     it("asks a server through any query function, and reports a failing one as down", async () => {
@@ -154,7 +192,13 @@ describe("mapping rows to facts", () => {
     });
 
     it("formats bytes as PostgreSQL does (B, kB, MB, GB)", () => {
-        expect([formatBytes(0), formatBytes(1023), formatBytes(16384), formatBytes(16 * 1024 * 1024), formatBytes(null)]).toEqual(["0 B", "1023 B", "16.0 kB", "16.0 MB", "-"]);
+        expect([formatBytes(0), formatBytes(1023), formatBytes(16384), formatBytes(16 * 1024 * 1024), formatBytes(null)]).toEqual([
+            "0 B",
+            "1023 B",
+            "16.0 kB",
+            "16.0 MB",
+            "-",
+        ]);
     });
 });
 
@@ -181,7 +225,12 @@ describe("a healthy cluster", () => {
     });
 
     it("is healthy, with warnings only, for an orphan slot and a slot beyond max_wal_size", () => {
-        const p = primary(pg1, ["pg2"], { slots: [slotRowFx("pg2", { wal_status: "extended", retained_bytes: "2147483648" }), slotRowFx("old", { active: false, retained_bytes: "33554432" })] });
+        const p = primary(pg1, ["pg2"], {
+            slots: [
+                slotRowFx("pg2", { wal_status: "extended", retained_bytes: "2147483648" }),
+                slotRowFx("old", { active: false, retained_bytes: "33554432" }),
+            ],
+        });
         const report = buildReport([p, standby(pg2, ["pg1"])], "pg1");
         expect(report.healthy).toBe(true);
         expect(report.findings.map((f) => [f.severity, f.check])).toEqual([
@@ -194,7 +243,10 @@ describe("a healthy cluster", () => {
 
 describe("each unhealthy condition produces its finding", () => {
     it("a server that does not answer", () => {
-        const probes = [primary(pg1, ["pg2"], { replication: [], slots: [slotRowFx("pg2", { active: false, retained_bytes: "65536" })] }), unreachableProbe(pg2, "connect ECONNREFUSED 192.168.77.2:15433")];
+        const probes = [
+            primary(pg1, ["pg2"], { replication: [], slots: [slotRowFx("pg2", { active: false, retained_bytes: "65536" })] }),
+            unreachableProbe(pg2, "connect ECONNREFUSED 192.168.77.2:15433"),
+        ];
         expect(checks(probes)).toEqual([
             { check: "unreachable", server: "pg2", severity: "error" },
             { check: "not-streaming", server: "pg2", severity: "error" },
@@ -219,7 +271,10 @@ describe("each unhealthy condition produces its finding", () => {
     });
 
     it("two primaries", () => {
-        const probes = [primary(pg1, ["pg2"], { replication: [], slots: [slotRowFx("pg2", { active: false })] }), primary(pg2, ["pg1"], { replication: [], slots: [slotRowFx("pg1", { active: false })] })];
+        const probes = [
+            primary(pg1, ["pg2"], { replication: [], slots: [slotRowFx("pg2", { active: false })] }),
+            primary(pg2, ["pg1"], { replication: [], slots: [slotRowFx("pg1", { active: false })] }),
+        ];
         const found = checks(probes);
         expect(found).toEqual([{ check: "primary-count", server: null, severity: "error" }]);
         expect(messages(probes)).toMatch(/more than one server is primary \(pg1, pg2\)/);
@@ -243,10 +298,16 @@ describe("each unhealthy condition produces its finding", () => {
     });
 
     it("a standby that is not streaming (catching up, or not connected)", () => {
-        const catchup = [primary(pg1, ["pg2"], { replication: [replRow("pg2", { state: "catchup" })] }), standby(pg2, ["pg1"], { server: { receiver_status: "streaming" } })];
+        const catchup = [
+            primary(pg1, ["pg2"], { replication: [replRow("pg2", { state: "catchup" })] }),
+            standby(pg2, ["pg1"], { server: { receiver_status: "streaming" } }),
+        ];
         expect(checks(catchup)).toEqual([{ check: "not-streaming", server: "pg2", severity: "error" }]);
         expect(messages(catchup)).toMatch(/pg2 does not stream from pg1 \(state catchup; its WAL receiver is streaming\)/);
-        const gone = [primary(pg1, ["pg2"], { replication: [], slots: [slotRowFx("pg2", { active: false })] }), standby(pg2, ["pg1"], { server: { receiver_status: null } })];
+        const gone = [
+            primary(pg1, ["pg2"], { replication: [], slots: [slotRowFx("pg2", { active: false })] }),
+            standby(pg2, ["pg1"], { server: { receiver_status: null } }),
+        ];
         expect(checks(gone).map((f) => f.check)).toEqual(["not-streaming", "slot-inactive"]);
         expect(messages(gone)).toMatch(/pg2 does not stream from pg1 \(not connected; it has no WAL receiver running\)/);
     });
@@ -279,11 +340,24 @@ describe("each unhealthy condition produces its finding", () => {
         const failing = { failed_count: "7", last_failed_wal: "000000010000000000000005", last_failed_time: new Date("2025-01-01T10:00:05Z") };
         const probes = [primary(pg1, ["pg2"]), standby(pg2, ["pg1"], { archiver: failing })];
         expect(checks(probes)).toEqual([{ check: "archiver-failing", server: "pg2", severity: "error" }]);
-        expect(messages(probes)).toMatch(/the archiver of pg2 is failing: 000000010000000000000005 failed at 2025-01-01T10:00:05\.000Z, last success 000000010000000000000004.*7 failures/);
+        expect(messages(probes)).toMatch(
+            /the archiver of pg2 is failing: 000000010000000000000005 failed at 2025-01-01T10:00:05\.000Z, last success 000000010000000000000004.*7 failures/,
+        );
     });
 
     it("a failing archiver that never archived anything", () => {
-        const probes = [primary(pg1, [], { archiver: { last_archived_wal: null, last_archived_time: null, archived_count: "0", failed_count: "2", last_failed_wal: "000000010000000000000001", last_failed_time: new Date() } })];
+        const probes = [
+            primary(pg1, [], {
+                archiver: {
+                    last_archived_wal: null,
+                    last_archived_time: null,
+                    archived_count: "0",
+                    failed_count: "2",
+                    last_failed_wal: "000000010000000000000001",
+                    last_failed_time: new Date(),
+                },
+            }),
+        ];
         expect(checks(probes)).toEqual([{ check: "archiver-failing", server: "pg1", severity: "error" }]);
         expect(
             archiverFailing({ archivedCount: 0, lastArchivedWal: null, lastArchivedTime: null, failedCount: 0, lastFailedWal: null, lastFailedTime: null }),
@@ -292,7 +366,11 @@ describe("each unhealthy condition produces its finding", () => {
 
     it("reports every problem at once, each naming its server", () => {
         const probes = [
-            primary(pg1, ["pg2", "pg3"], { replication: [replRow("pg2", { state: "catchup" })], slots: [slotRowFx("pg2", { wal_status: "unreserved" })], archiver: { last_failed_time: new Date("2025-01-02T00:00:00Z"), last_failed_wal: "x", failed_count: "1" } }),
+            primary(pg1, ["pg2", "pg3"], {
+                replication: [replRow("pg2", { state: "catchup" })],
+                slots: [slotRowFx("pg2", { wal_status: "unreserved" })],
+                archiver: { last_failed_time: new Date("2025-01-02T00:00:00Z"), last_failed_wal: "x", failed_count: "1" },
+            }),
             standby(pg2, ["pg1", "pg3"]),
             unreachableProbe(pg3, "timeout expired"),
         ];

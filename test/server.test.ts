@@ -1,4 +1,5 @@
-// Tests for scripts/entrypoint.sh (contract: docs/container.md), run against the
+// Tests for the container side, scripts/server/ (entrypoint.sh and the files it
+// dispatches to; contract: docs/container.md), run against the
 // real PostgreSQL 15 binaries of this machine, outside any container: every
 // path of the contract is pointed into a temporary directory through the
 // PGHA_*_DIR variables, the server listens on 127.0.0.1 and a free port only.
@@ -13,7 +14,16 @@ import * as path from "node:path";
 import { Client } from "pg";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
-const SCRIPT = path.resolve(__dirname, "../scripts/entrypoint.sh");
+const SERVER_DIR = path.resolve(__dirname, "../scripts/server");
+
+/** The server files in DIR, as the service mounts them: the entrypoint executable, the rest read only. */
+function installServerFiles(dir: string): string {
+    for (const f of fs.readdirSync(SERVER_DIR).filter((n) => n.endsWith(".sh"))) {
+        fs.copyFileSync(path.join(SERVER_DIR, f), path.join(dir, f));
+        fs.chmodSync(path.join(dir, f), f === "entrypoint.sh" ? 0o555 : 0o444);
+    }
+    return path.join(dir, "entrypoint.sh");
+}
 // PATH without /usr/local/bin (which has a postgres symlink on the build
 // machines): the entrypoint has to find the binaries by itself.
 const PLAIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -78,11 +88,9 @@ function makeBox(root: string, port: number, superPw: string, replPw: string): B
     const sock = path.join(root, "sock");
     fs.mkdirSync(etc);
     fs.mkdirSync(secrets, { mode: 0o700 });
-    // The entrypoint is shipped as a Docker config at /etc/pgha/entrypoint.sh;
-    // archive_command and restore_command call it there.
-    const ep = path.join(etc, "entrypoint.sh");
-    fs.copyFileSync(SCRIPT, ep);
-    fs.chmodSync(ep, 0o555);
+    // The server files are shipped as Docker configs in /etc/pgha/;
+    // archive_command and restore_command call the entrypoint there.
+    const ep = installServerFiles(etc);
     fs.writeFileSync(path.join(secrets, "pgha-superuser-password"), superPw, { mode: 0o400 });
     fs.writeFileSync(path.join(secrets, "pgha-replicator-password"), `${replPw}\n`, { mode: 0o400 });
     const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -95,8 +103,8 @@ function makeBox(root: string, port: number, superPw: string, replPw: string): B
             `hba_file = ${q(path.join(etc, "pg_hba.conf"))}`,
             `wal_level = replica`,
             `archive_mode = always`,
-            `archive_command = ${q(`${ep} archive "%p" "%f"`)}`,
-            `restore_command = ${q(`${ep} restore "%f" "%p"`)}`,
+            `archive_command = ${q(`${ep} wal archive "%p" "%f"`)}`,
+            `restore_command = ${q(`${ep} wal restore "%f" "%p"`)}`,
             `max_connections = 20`,
             `shared_buffers = 16MB`,
             `fsync = off`,
@@ -108,12 +116,7 @@ function makeBox(root: string, port: number, superPw: string, replPw: string): B
     fs.writeFileSync(path.join(etc, "server.conf"), `cluster_name = 'pg1'\nprimary_slot_name = 'pg1'\n`);
     fs.writeFileSync(
         path.join(etc, "pg_hba.conf"),
-        [
-            "local all all peer",
-            "host all all 127.0.0.1/32 scram-sha-256",
-            "host replication replicator 127.0.0.1/32 scram-sha-256",
-            "",
-        ].join("\n"),
+        ["local all all peer", "host all all 127.0.0.1/32 scram-sha-256", "host replication replicator 127.0.0.1/32 scram-sha-256", ""].join("\n"),
     );
     return {
         root,
@@ -204,17 +207,21 @@ function killLeftoverPostmaster(pgdata: string): void {
 }
 
 async function connect(box: Box, user: string, password: string, ms = 15_000): Promise<Client> {
-    return until(`a connection as ${user}`, async () => {
-        const c = new Client({ host: "127.0.0.1", port: box.port, user, password, database: "postgres" });
-        c.on("error", () => {});
-        try {
-            await c.connect();
-            return c;
-        } catch (e) {
-            await c.end().catch(() => {});
-            throw e;
-        }
-    }, ms);
+    return until(
+        `a connection as ${user}`,
+        async () => {
+            const c = new Client({ host: "127.0.0.1", port: box.port, user, password, database: "postgres" });
+            c.on("error", () => {});
+            try {
+                await c.connect();
+                return c;
+            } catch (e) {
+                await c.end().catch(() => {});
+                throw e;
+            }
+        },
+        ms,
+    );
 }
 
 async function query<T = Record<string, unknown>>(box: Box, pw: string, sql: string, params: unknown[] = []): Promise<T[]> {
@@ -379,11 +386,7 @@ describe("entrypoint.sh runs the server", () => {
         // a replication connection as primary_conninfo makes it (passfile=...)
         const r = spawnSync(
             `${PG_BIN}/psql`,
-            [
-                `host=127.0.0.1 port=${box.port} user=replicator dbname=replication replication=true passfile=${pgpass}`,
-                "-XAtc",
-                "IDENTIFY_SYSTEM",
-            ],
+            [`host=127.0.0.1 port=${box.port} user=replicator dbname=replication replication=true passfile=${pgpass}`, "-XAtc", "IDENTIFY_SYSTEM"],
             { encoding: "utf8", env: { PATH: PLAIN_PATH } },
         );
         expect(r.status, r.stderr).toBe(0);
@@ -529,8 +532,14 @@ describe("entrypoint.sh runs the server", () => {
         expect(ep.output).toMatch(/FENCED: starting read-only as a standby.*remove it from pgha:lost and run pulumi up/);
         // standby.signal went in before PostgreSQL started
         expect(ep.output.indexOf("FENCED: wrote")).toBeLessThan(ep.output.indexOf("starting PostgreSQL"));
-        expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r, current_setting('data_directory') AS d")).toEqual([{ r: true, d: path.join(dataDir, "pgdata") }]);
-        for (const args of [["promote-now", "5"], ["promote", "0/0", "5"], ["undemote"]]) {
+        expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r, current_setting('data_directory') AS d")).toEqual([
+            { r: true, d: path.join(dataDir, "pgdata") },
+        ]);
+        for (const args of [
+            ["failover", "promote", "5"],
+            ["switchover", "promote", "5"],
+            ["switchover", "undemote"],
+        ]) {
             const r = spawnSync(path.join(box.etc, "entrypoint.sh"), args, { encoding: "utf8", env: { ...box.env, ...fenced } });
             expect(r.status, args.join(" ")).not.toBe(0);
             expect(r.stderr).toMatch(/is fenced \(declared lost in pgha:lost\)/);
@@ -540,17 +549,17 @@ describe("entrypoint.sh runs the server", () => {
         await ep.stop();
         expect(ep.exitCode).toBe(0);
 
-        // unfenced (its rejoin ran): still a standby, and promote-now promotes it at once
+        // unfenced (its rejoin ran): still a standby, and `failover promote` promotes it at once
         const unfenced = { ...fenced, PGHA_FENCED: "" };
         const ep2 = startEntrypoint(box, unfenced);
         expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r")).toEqual([{ r: true }]);
         expect(ep2.output).not.toMatch(/FENCED/);
-        const p = spawnSync(path.join(box.etc, "entrypoint.sh"), ["promote-now", "10"], { encoding: "utf8", env: { ...box.env, ...unfenced } });
+        const p = spawnSync(path.join(box.etc, "entrypoint.sh"), ["failover", "promote", "10"], { encoding: "utf8", env: { ...box.env, ...unfenced } });
         expect(p.status, p.stderr).toBe(0);
         expect(p.stdout.trim()).toBe("t");
         expect(await query(box, SUPER_PW, "SELECT pg_is_in_recovery() AS r")).toEqual([{ r: false }]);
         expect(fs.existsSync(signal)).toBe(false);
-        const again = spawnSync(path.join(box.etc, "entrypoint.sh"), ["promote-now", "10"], { encoding: "utf8", env: { ...box.env, ...unfenced } });
+        const again = spawnSync(path.join(box.etc, "entrypoint.sh"), ["failover", "promote", "10"], { encoding: "utf8", env: { ...box.env, ...unfenced } });
         expect(again.status).not.toBe(0);
         expect(again.stderr).toMatch(/is not a standby/);
         await ep2.stop();
@@ -558,7 +567,7 @@ describe("entrypoint.sh runs the server", () => {
     }, 40_000);
 });
 
-describe("entrypoint.sh archive / restore", () => {
+describe("entrypoint.sh wal archive / wal restore", () => {
     let dir: string;
     let pgdata: string;
     let env: Record<string, string>;
@@ -571,14 +580,13 @@ describe("entrypoint.sh archive / restore", () => {
         pgdata = path.join(dir, "pgdata");
         fs.mkdirSync(path.join(pgdata, "pg_wal"), { recursive: true });
         fs.mkdirSync(path.join(dir, "archive", "wal"), { recursive: true });
-        fs.copyFileSync(SCRIPT, path.join(dir, "entrypoint.sh"));
-        fs.chmodSync(path.join(dir, "entrypoint.sh"), 0o555);
+        installServerFiles(dir);
         fs.writeFileSync(path.join(pgdata, "pg_wal", seg), crypto.randomBytes(64 * 1024));
         env = { PATH: PLAIN_PATH, PGHA_SERVER: "pg9", PGHA_ARCHIVE_DIR: path.join(dir, "archive") };
     });
 
     it("copies a WAL file (path relative to PGDATA) into archive/wal", () => {
-        const r = run(["archive", `pg_wal/${seg}`, seg], pgdata);
+        const r = run(["wal", "archive", `pg_wal/${seg}`, seg], pgdata);
         expect(r.status, r.stderr).toBe(0);
         expect(r.stderr).toBe("");
         expect(fs.readFileSync(path.join(dir, "archive", "wal", seg))).toEqual(fs.readFileSync(path.join(pgdata, "pg_wal", seg)));
@@ -588,7 +596,7 @@ describe("entrypoint.sh archive / restore", () => {
     it("succeeds without copying when the archived file is identical", () => {
         const dest = path.join(dir, "archive", "wal", seg);
         const before = fs.statSync(dest);
-        const r = run(["archive", `pg_wal/${seg}`, seg], pgdata);
+        const r = run(["wal", "archive", `pg_wal/${seg}`, seg], pgdata);
         expect(r.status, r.stderr).toBe(0);
         expect(fs.statSync(dest).ino).toBe(before.ino);
     });
@@ -597,7 +605,7 @@ describe("entrypoint.sh archive / restore", () => {
         const dest = path.join(dir, "archive", "wal", seg);
         const archived = fs.readFileSync(dest);
         fs.writeFileSync(path.join(pgdata, "pg_wal", seg), crypto.randomBytes(64 * 1024));
-        const r = run(["archive", `pg_wal/${seg}`, seg], pgdata);
+        const r = run(["wal", "archive", `pg_wal/${seg}`, seg], pgdata);
         expect(r.status).not.toBe(0);
         expect(r.stderr).toMatch(/^pgha: pg9: ARCHIVE CONFLICT: refusing to overwrite/m);
         expect(r.stderr).toContain(dest);
@@ -607,17 +615,17 @@ describe("entrypoint.sh archive / restore", () => {
     });
 
     it("fails when the file to archive does not exist", () => {
-        const r = run(["archive", "pg_wal/000000010000000000000009", "000000010000000000000009"], pgdata);
+        const r = run(["wal", "archive", "pg_wal/000000010000000000000009", "000000010000000000000009"], pgdata);
         expect(r.status).not.toBe(0);
         expect(fs.readdirSync(path.join(dir, "archive", "wal"))).toEqual([seg]);
     });
 
     it("restores an archived file and fails silently for a missing one", () => {
         const target = path.join(pgdata, "pg_wal", "RECOVERYXLOG");
-        const r = run(["restore", seg, "pg_wal/RECOVERYXLOG"], pgdata);
+        const r = run(["wal", "restore", seg, "pg_wal/RECOVERYXLOG"], pgdata);
         expect(r.status, r.stderr).toBe(0);
         expect(fs.readFileSync(target)).toEqual(fs.readFileSync(path.join(dir, "archive", "wal", seg)));
-        const m = run(["restore", "00000002.history", "pg_wal/RECOVERYHISTORY"], pgdata);
+        const m = run(["wal", "restore", "00000002.history", "pg_wal/RECOVERYHISTORY"], pgdata);
         expect(m.status).toBe(1);
         expect(m.stderr).toBe("");
         expect(fs.existsSync(path.join(pgdata, "pg_wal", "RECOVERYHISTORY"))).toBe(false);
@@ -635,16 +643,28 @@ describe("entrypoint.sh backups: listing, retention, WAL for a restore", () => {
 
     beforeAll(() => {
         dir = path.join(tmpRoot, "backups-test");
-        for (const d of ["archive/wal", "archive/backups/b1", "archive/backups/b2", "archive/backups/.b3.partial", "data/pgha-restore-wal", "data/pgdata/pg_wal"]) {
+        for (const d of [
+            "archive/wal",
+            "archive/backups/b1",
+            "archive/backups/b2",
+            "archive/backups/.b3.partial",
+            "data/pgha-restore-wal",
+            "data/pgdata/pg_wal",
+        ]) {
             fs.mkdirSync(path.join(dir, d), { recursive: true });
         }
-        fs.copyFileSync(SCRIPT, ep());
-        fs.chmodSync(ep(), 0o555);
+        installServerFiles(dir);
         fs.writeFileSync(path.join(dir, "archive/backups/b1/backup.json"), backupJson("b1", "2025-01-01T00:00:00.000Z", "000000010000000000000003") + "\n");
         fs.writeFileSync(path.join(dir, "archive/backups/b2/backup.json"), backupJson("b2", "2025-01-02T00:00:00.000Z", "000000020000000000000005") + "\n");
         for (const f of [
-            "000000010000000000000003", "000000010000000000000004", "000000010000000000000004.partial", "00000002.history",
-            "000000020000000000000005", "000000020000000000000006", "000000020000000000000004.00000028.backup", "00000003.history",
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000004.partial",
+            "00000002.history",
+            "000000020000000000000005",
+            "000000020000000000000006",
+            "000000020000000000000004.00000028.backup",
+            "00000003.history",
         ]) {
             fs.writeFileSync(path.join(dir, "archive/wal", f), f);
         }
@@ -653,7 +673,7 @@ describe("entrypoint.sh backups: listing, retention, WAL for a restore", () => {
     });
 
     it("lists complete backups (stop time, label, first WAL file, backup.json), not partial ones", () => {
-        const r = run(["backups"]);
+        const r = run(["backup", "list"]);
         expect(r.status, r.stderr).toBe(0);
         const lines = r.stdout.trim().split("\n").sort();
         expect(lines).toEqual([
@@ -663,17 +683,23 @@ describe("entrypoint.sh backups: listing, retention, WAL for a restore", () => {
     });
 
     it("refuses to prune with a WAL file name or label that is none", () => {
-        expect(run(["prune", "../x"]).status).not.toBe(0);
-        expect(run(["prune", "-", "../b1"]).status).not.toBe(0);
+        expect(run(["backup", "prune", "../x"]).status).not.toBe(0);
+        expect(run(["backup", "prune", "-", "../b1"]).status).not.toBe(0);
         expect(fs.existsSync(path.join(dir, "archive/backups/b1/backup.json"))).toBe(true);
     });
 
     it("prunes the named backups, and the WAL before the oldest kept backup of every timeline, keeping history files", () => {
-        const r = run(["prune", "000000020000000000000005", "b1"]);
+        const r = run(["backup", "prune", "000000020000000000000005", "b1"]);
         expect(r.status, r.stderr).toBe(0);
         expect(fs.readdirSync(path.join(dir, "archive/backups")).sort()).toEqual([".b3.partial", "b2"]);
-        expect(wal()).toEqual(["00000002.history", "000000020000000000000004.00000028.backup", "000000020000000000000005", "000000020000000000000006", "00000003.history"]);
-        expect(run(["prune", "-"]).status).toBe(0);
+        expect(wal()).toEqual([
+            "00000002.history",
+            "000000020000000000000004.00000028.backup",
+            "000000020000000000000005",
+            "000000020000000000000006",
+            "00000003.history",
+        ]);
+        expect(run(["backup", "prune", "-"]).status).toBe(0);
         expect(wal()).toHaveLength(5);
     });
 
@@ -681,16 +707,16 @@ describe("entrypoint.sh backups: listing, retention, WAL for a restore", () => {
         fs.writeFileSync(path.join(dir, "data/pgha-restore-wal/000000020000000000000006"), "partial copy");
         fs.writeFileSync(path.join(dir, "data/pgha-restore-wal/000000020000000000000007"), "from the other archive");
         const pgdata = path.join(dir, "data/pgdata");
-        expect(run(["restore", "000000020000000000000006", "pg_wal/RECOVERYXLOG"], pgdata).status).toBe(0);
+        expect(run(["wal", "restore", "000000020000000000000006", "pg_wal/RECOVERYXLOG"], pgdata).status).toBe(0);
         expect(fs.readFileSync(path.join(pgdata, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("000000020000000000000006");
-        expect(run(["restore", "000000020000000000000007", "pg_wal/RECOVERYXLOG"], pgdata).status).toBe(0);
+        expect(run(["wal", "restore", "000000020000000000000007", "pg_wal/RECOVERYXLOG"], pgdata).status).toBe(0);
         expect(fs.readFileSync(path.join(pgdata, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("from the other archive");
-        const missing = run(["restore", "000000020000000000000008", "pg_wal/RECOVERYXLOG"], pgdata);
+        const missing = run(["wal", "restore", "000000020000000000000008", "pg_wal/RECOVERYXLOG"], pgdata);
         expect([missing.status, missing.stderr]).toEqual([1, ""]);
     });
 
     it("refuses a label that is no directory name", () => {
-        const r = run(["backup", "../escape"]);
+        const r = run(["backup", "take", "../escape"]);
         expect(r.status).not.toBe(0);
         expect(r.stderr).toMatch(/not a backup label/);
     });
@@ -701,8 +727,7 @@ describe("entrypoint.sh finds PostgreSQL's binaries", () => {
     beforeAll(() => {
         dir = path.join(tmpRoot, "bin-test");
         fs.mkdirSync(dir, { recursive: true });
-        fs.copyFileSync(SCRIPT, path.join(dir, "entrypoint.sh"));
-        fs.chmodSync(path.join(dir, "entrypoint.sh"), 0o555);
+        installServerFiles(dir);
     });
     const run = (args: string[], env: Record<string, string>) =>
         spawnSync(path.join(dir, "entrypoint.sh"), args, {

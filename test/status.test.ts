@@ -14,7 +14,13 @@ const ROOT = path.join(__dirname, "..");
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 
 function status(args: string[], env: Record<string, string | undefined> = {}, input?: string) {
-    const r = spawnSync(TSX, ["scripts/status.ts", ...args], { cwd: ROOT, encoding: "utf8", input, env: { ...process.env, PGHA_SUPERUSER_PASSWORD: undefined, ...env }, timeout: 60_000 });
+    const r = spawnSync(TSX, ["scripts/status.ts", ...args], {
+        cwd: ROOT,
+        encoding: "utf8",
+        input,
+        env: { ...process.env, PGHA_SUPERUSER_PASSWORD: undefined, ...env },
+        timeout: 60_000,
+    });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -68,7 +74,25 @@ describe("arguments and inputs", () => {
     it("prints the table of a report", () => {
         const report = buildReport(
             [
-                { name: "pg1", node: "node-a", endpoint: "127.0.0.1:15432", role: "primary", clusterName: "pg1", timeline: 2, currentLsn: "0/5000148", replication: [], slots: [], archiver: { archivedCount: 1, lastArchivedWal: "000000020000000000000004", lastArchivedTime: "2025-01-01T10:00:00.000Z", failedCount: 0, lastFailedWal: null, lastFailedTime: null } },
+                {
+                    name: "pg1",
+                    node: "node-a",
+                    endpoint: "127.0.0.1:15432",
+                    role: "primary",
+                    clusterName: "pg1",
+                    timeline: 2,
+                    currentLsn: "0/5000148",
+                    replication: [],
+                    slots: [],
+                    archiver: {
+                        archivedCount: 1,
+                        lastArchivedWal: "000000020000000000000004",
+                        lastArchivedTime: "2025-01-01T10:00:00.000Z",
+                        failedCount: 0,
+                        lastFailedWal: null,
+                        lastFailedTime: null,
+                    },
+                },
                 { name: "pg2", node: "node-b", endpoint: null, role: "unknown", error: "not reachable from here (no published port)" },
             ],
             "pg1",
@@ -90,15 +114,46 @@ describe("against a real primary and standby", () => {
     const servers: Record<string, ChildProcess | undefined> = {};
     let outputsFile: string;
     const bin = (name: string) => path.join(pgBinDir(), name);
-    const psql = (server: string, sql: string) => runAsPostgres([bin("psql"), "-X", "-At", "-h", path.join(dir, "sock"), "-p", String(ports[server]), "-d", "postgres", "-c", sql]).trim();
+    const psql = (server: string, sql: string) =>
+        runAsPostgres([bin("psql"), "-X", "-At", "-h", path.join(dir, "sock"), "-p", String(ports[server]), "-d", "postgres", "-c", sql]).trim();
     const common = (name: string) => [
-        "-p", String(ports[name]), "-k", path.join(dir, "sock"), "-c", "listen_addresses=127.0.0.1", "-c", `cluster_name=${name}`,
-        "-c", "archive_mode=always", "-c", `archive_command=test ! -f ${dir}/archive-${name}/%f && cp %p ${dir}/archive-${name}/%f`,
-        "-c", "wal_level=replica", "-c", "max_wal_senders=5", "-c", "max_replication_slots=5", "-c", "hot_standby=on",
-        "-c", "wal_receiver_status_interval=1s", "-c", "fsync=off",
+        "-p",
+        String(ports[name]),
+        "-k",
+        path.join(dir, "sock"),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        `cluster_name=${name}`,
+        "-c",
+        "archive_mode=always",
+        "-c",
+        `archive_command=test ! -f ${dir}/archive-${name}/%f && cp %p ${dir}/archive-${name}/%f`,
+        "-c",
+        "wal_level=replica",
+        "-c",
+        "max_wal_senders=5",
+        "-c",
+        "max_replication_slots=5",
+        "-c",
+        "hot_standby=on",
+        "-c",
+        "wal_receiver_status_interval=1s",
+        "-c",
+        "fsync=off",
     ];
     const start = async (name: string) => {
-        servers[name] = await startPostgres(["-D", path.join(dir, name), ...common(name), ...(name === "pg2" ? ["-c", `primary_conninfo=host=127.0.0.1 port=${ports.pg1} user=postgres`, "-c", "primary_slot_name=pg2"] : [])], path.join(dir, "sock"), ports[name], path.join(dir, `${name}.log`));
+        servers[name] = await startPostgres(
+            [
+                "-D",
+                path.join(dir, name),
+                ...common(name),
+                ...(name === "pg2" ? ["-c", `primary_conninfo=host=127.0.0.1 port=${ports.pg1} user=postgres`, "-c", "primary_slot_name=pg2"] : []),
+            ],
+            path.join(dir, "sock"),
+            ports[name],
+            path.join(dir, `${name}.log`),
+        );
     };
     const waitStreaming = async () => {
         for (let i = 0; i < 300; i++) {
@@ -116,10 +171,30 @@ describe("against a real primary and standby", () => {
         runAsPostgres([bin("initdb"), "-D", path.join(dir, "pg1"), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"]);
         // Streaming needs no password here; clients (status) do.
         const hba = path.join(dir, "pg1", "pg_hba.conf");
-        fs.writeFileSync(hba, "local all all trust\nlocal replication all trust\nhost replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n");
+        fs.writeFileSync(
+            hba,
+            "local all all trust\nlocal replication all trust\nhost replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+        );
         await start("pg1");
         psql("pg1", `ALTER ROLE postgres PASSWORD '${password}'`);
-        runAsPostgres([bin("pg_basebackup"), "-D", path.join(dir, "pg2"), "-h", "127.0.0.1", "-p", String(ports.pg1), "-U", "postgres", "-X", "stream", "-c", "fast", "-C", "-S", "pg2"]);
+        runAsPostgres([
+            bin("pg_basebackup"),
+            "-D",
+            path.join(dir, "pg2"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            String(ports.pg1),
+            "-U",
+            "postgres",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-C",
+            "-S",
+            "pg2",
+        ]);
         runAsPostgres(["touch", path.join(dir, "pg2", "standby.signal")]);
         await start("pg2");
         // As pgha's entrypoint does: every server keeps an (unreserved) slot for each peer.
@@ -129,7 +204,13 @@ describe("against a real primary and standby", () => {
         outputsFile = path.join(dir, "outputs.json");
         fs.writeFileSync(
             outputsFile,
-            JSON.stringify({ primary: "pg1", servers: { pg1: { node: "here", address: "127.0.0.1", publishedPort: ports.pg1 }, pg2: { node: "here", address: "127.0.0.1", publishedPort: ports.pg2 } } }),
+            JSON.stringify({
+                primary: "pg1",
+                servers: {
+                    pg1: { node: "here", address: "127.0.0.1", publishedPort: ports.pg1 },
+                    pg2: { node: "here", address: "127.0.0.1", publishedPort: ports.pg2 },
+                },
+            }),
         );
     }, 120_000);
 
@@ -144,7 +225,9 @@ describe("against a real primary and standby", () => {
         expect(r.stderr).toBe("");
         expect(r.code, r.stdout).toBe(0);
         expect(r.stdout).toMatch(new RegExp(`^pg1 +here +127\\.0\\.0\\.1:${ports.pg1} +primary +1 +\\d+/[0-9A-F]+`, "m"));
-        expect(r.stdout).toMatch(new RegExp(`^pg2 +here +127\\.0\\.0\\.1:${ports.pg2} +standby +1 +receive \\d+/[0-9A-F]+, replay \\d+/[0-9A-F]+ +streaming +\\d+ (B|kB)`, "m"));
+        expect(r.stdout).toMatch(
+            new RegExp(`^pg2 +here +127\\.0\\.0\\.1:${ports.pg2} +standby +1 +receive \\d+/[0-9A-F]+, replay \\d+/[0-9A-F]+ +streaming +\\d+ (B|kB)`, "m"),
+        );
         expect(r.stdout).toMatch(/^pg1 \(primary\) +pg2 +yes +\S+ (B|kB|MB) +reserved/m);
         expect(r.stdout).toMatch(/^healthy: pg1 is primary/m);
         expect(r.stdout).not.toContain(password);
@@ -159,8 +242,15 @@ describe("against a real primary and standby", () => {
         expect(p).toMatchObject({ name: "pg1", role: "primary", timeline: 1, slots: [{ name: "pg2", active: true, walStatus: "reserved" }] });
         expect(p.currentLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
         expect(p.archiver.lastArchivedWal).toMatch(/^0{7}1/);
-        expect(s).toMatchObject({ name: "pg2", role: "standby", receiver: { status: "streaming", slotName: "pg2" }, stream: { applicationName: "pg2", state: "streaming" } });
-        expect(s.slots).toEqual([{ name: "pg1", type: "physical", temporary: false, active: false, restartLsn: null, walStatus: null, retainedBytes: null, safeWalBytes: null }]);
+        expect(s).toMatchObject({
+            name: "pg2",
+            role: "standby",
+            receiver: { status: "streaming", slotName: "pg2" },
+            stream: { applicationName: "pg2", state: "streaming" },
+        });
+        expect(s.slots).toEqual([
+            { name: "pg1", type: "physical", temporary: false, active: false, restartLsn: null, walStatus: null, retainedBytes: null, safeWalBytes: null },
+        ]);
         expect(typeof s.stream.sentReplayBytes).toBe("number");
         expect(r.stdout).not.toContain(password);
     });

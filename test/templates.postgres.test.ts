@@ -24,7 +24,8 @@ describe("rendered files accepted by PostgreSQL", () => {
     let dir: string;
     let port: number;
     let server: ChildProcess | undefined;
-    const psql = (sql: string) => runAsPostgres([path.join(pgBinDir(), "psql"), "-X", "-At", "-h", path.join(dir, "sock"), "-p", String(port), "-d", "postgres", "-c", sql]).trim();
+    const psql = (sql: string) =>
+        runAsPostgres([path.join(pgBinDir(), "psql"), "-X", "-At", "-h", path.join(dir, "sock"), "-p", String(port), "-d", "postgres", "-c", sql]).trim();
 
     beforeAll(async () => {
         dir = postgresTempDir("pgha-templates-");
@@ -44,7 +45,8 @@ describe("rendered files accepted by PostgreSQL", () => {
             [paths.postgresqlConf, renderPostgresqlConf(cfg, paths)],
             [paths.serverConf, renderServerConf(cfg, cfg.servers[0], paths)],
             [paths.hbaConf, renderPgHba(cfg)],
-        ]) fs.writeFileSync(file, text);
+        ])
+            fs.writeFileSync(file, text);
         server = await startPostgres(
             ["-D", path.join(dir, "data"), "-c", `config_file=${paths.postgresqlConf}`, "-c", `port=${port}`, "-c", "listen_addresses=127.0.0.1"],
             paths.socketDir,
@@ -63,7 +65,9 @@ describe("rendered files accepted by PostgreSQL", () => {
         // port and listen_addresses are overridden on the command line (a free loopback port for
         // the test), which PostgreSQL reports as "could not be applied": that, and nothing else.
         const overridden = "('port', 'listen_addresses')";
-        expect(psql(`SELECT coalesce(string_agg(name || ': ' || error, '; '), '') FROM pg_file_settings WHERE error IS NOT NULL AND name NOT IN ${overridden}`)).toBe("");
+        expect(
+            psql(`SELECT coalesce(string_agg(name || ': ' || error, '; '), '') FROM pg_file_settings WHERE error IS NOT NULL AND name NOT IN ${overridden}`),
+        ).toBe("");
         expect(psql(`SELECT string_agg(DISTINCT error, '; ') FROM pg_file_settings WHERE name IN ${overridden}`)).toBe("setting could not be applied");
     });
 
@@ -82,7 +86,9 @@ describe("rendered files accepted by PostgreSQL", () => {
 
     it("reports no error in pg_hba_file_rules, and has the overlay rules", () => {
         expect(psql("SELECT coalesce(string_agg(line_number || ': ' || error, '; '), '') FROM pg_hba_file_rules WHERE error IS NOT NULL")).toBe("");
-        const rules = psql("SELECT type || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') || ' ' || coalesce(address, '') || ' ' || auth_method FROM pg_hba_file_rules ORDER BY line_number");
+        const rules = psql(
+            "SELECT type || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') || ' ' || coalesce(address, '') || ' ' || auth_method FROM pg_hba_file_rules ORDER BY line_number",
+        );
         expect(rules).toContain("host replication replicator 10.0.200.0 scram-sha-256");
         expect(rules).not.toMatch(/ trust$/m);
     });

@@ -1,8 +1,16 @@
 // The rendered configuration text: deterministic, symmetric, and saying what pgha promises.
 
 import { describe, expect, it } from "vitest";
-import { PghaConfig, validateConfig } from "../components/config";
-import { connectionStrings, primaryConninfo, renderPgHba, renderPostgresqlConf, renderServerConf } from "../components/templates";
+import { ConfigError, PghaConfig, validateConfig } from "../components/config";
+import { PG_PARAMETERS } from "../components/pg-parameters";
+import {
+    ALLOWED_MANAGED_VALUES,
+    MANAGED_NOT_IN_POSTGRESQL_CONF,
+    MANAGED_PARAMETERS,
+    minimumParameters,
+    TUNABLE_DEFAULTS,
+} from "../components/postgresql-managed";
+import { baseParameters, connectionStrings, primaryConninfo, renderPgHba, renderPostgresqlConf, renderServerConf } from "../components/templates";
 
 const cfg: PghaConfig = validateConfig({
     servers: [
@@ -36,7 +44,10 @@ describe("postgresql.conf", () => {
 
     it("is deterministic", () => {
         expect(renderPostgresqlConf(cfg)).toBe(text);
-        const reordered = validateConfig({ ...cfg, postgresql: { max_connections: 150, hot_standby_feedback: true, application_name: "it's", shared_buffers: "256MB" } });
+        const reordered = validateConfig({
+            ...cfg,
+            postgresql: { max_connections: 150, hot_standby_feedback: true, application_name: "it's", shared_buffers: "256MB" },
+        });
         expect(renderPostgresqlConf(reordered)).toBe(text);
     });
 
@@ -61,8 +72,8 @@ describe("postgresql.conf", () => {
 
     it("archives the full WAL stream on every server, never overwriting", () => {
         expect(s.get("archive_mode")).toBe("'always'");
-        expect(s.get("archive_command")).toBe(`'/etc/pgha/entrypoint.sh archive "%p" "%f"'`);
-        expect(s.get("restore_command")).toBe(`'/etc/pgha/entrypoint.sh restore "%f" "%p"'`);
+        expect(s.get("archive_command")).toBe(`'/etc/pgha/entrypoint.sh wal archive "%p" "%f"'`);
+        expect(s.get("restore_command")).toBe(`'/etc/pgha/entrypoint.sh wal restore "%f" "%p"'`);
         expect(s.get("archive_timeout")).toBe("'30s'");
     });
 
@@ -91,14 +102,21 @@ describe("server.conf", () => {
         const t = renderServerConf(cfg, cfg.servers[1]);
         expect(t).toContain("cluster_name = 'pg2'");
         expect(t).toContain("primary_slot_name = 'pg2'");
-        expect(primaryConninfo(cfg, cfg.servers[1])).toMatch(/^host=pg1,pg3 port=5432,5432 user=replicator passfile=\/dev\/shm\/pgha\/pgpass application_name=pg2 target_session_attrs=read-write /);
+        expect(primaryConninfo(cfg, cfg.servers[1])).toMatch(
+            /^host=pg1,pg3 port=5432,5432 user=replicator passfile=\/dev\/shm\/pgha\/pgpass application_name=pg2 target_session_attrs=read-write /,
+        );
         expect(t).not.toMatch(/password=/);
     });
 
     it("is anti-symmetric: each server's conninfo names the others", () => {
         for (const server of cfg.servers) {
             const hosts = /host=([^ ]+)/.exec(primaryConninfo(cfg, server))![1].split(",");
-            expect(hosts.sort()).toEqual(cfg.servers.map((x) => x.name).filter((n) => n !== server.name).sort());
+            expect(hosts.sort()).toEqual(
+                cfg.servers
+                    .map((x) => x.name)
+                    .filter((n) => n !== server.name)
+                    .sort(),
+            );
         }
     });
 
@@ -110,7 +128,10 @@ describe("server.conf", () => {
 
 describe("pg_hba.conf", () => {
     const text = renderPgHba(cfg);
-    const rules = text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/\s+/));
+    const rules = text
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#"))
+        .map((l) => l.split(/\s+/));
 
     it("allows replication and clients only from the overlay network, with scram", () => {
         expect(rules).toContainEqual(["host", "replication", "replicator", "10.0.200.0/24", "scram-sha-256"]);
@@ -137,5 +158,80 @@ describe("connection strings", () => {
         const c = connectionStrings(cfg);
         expect(c.readWrite).toBe("postgresql://pg1:5432,pg2:5432,pg3:5432/postgres?target_session_attrs=read-write");
         expect(c.readOnly).toBe("postgresql://pg1:5432,pg2:5432,pg3:5432/postgres?target_session_attrs=prefer-standby");
+    });
+});
+
+describe("the parameters pgha manages and the renderer", () => {
+    const one = validateConfig({ servers: [{ name: "pg1", node: "a" }], primary: "pg1" });
+    const rendered = new Map(baseParameters(cfg));
+    const names = [...rendered.keys()];
+    const managed = Object.keys(MANAGED_PARAMETERS);
+    const tunable = Object.keys(TUNABLE_DEFAULTS);
+
+    it("render the same names whatever the config", () => {
+        expect(baseParameters(one).map(([n]) => n)).toEqual(names);
+        expect(new Set(names).size).toBe(names.length);
+    });
+
+    it("render every name as either managed or a tunable default, never both", () => {
+        for (const name of names) expect([managed.includes(name), tunable.includes(name)], name).toSatisfy(([m, t]: boolean[]) => m !== t);
+        expect(
+            tunable.filter((n) => !names.includes(n)),
+            "tunable defaults baseParameters does not render",
+        ).toEqual([]);
+    });
+
+    it("render every managed parameter, or say where else it is set", () => {
+        const elsewhere = Object.keys(MANAGED_NOT_IN_POSTGRESQL_CONF);
+        for (const name of managed) expect([names.includes(name), elsewhere.includes(name)], name).toSatisfy(([r, e]: boolean[]) => r !== e);
+        expect(
+            elsewhere.filter((n) => !managed.includes(n)),
+            "listed as managed elsewhere, but not managed",
+        ).toEqual([]);
+    });
+
+    it("render in server.conf only managed parameters listed as set there", () => {
+        const perServer = [...settings(renderServerConf(cfg, cfg.servers[0])).keys()];
+        expect(perServer.sort()).toEqual(["cluster_name", "primary_conninfo", "primary_slot_name"]);
+        for (const name of perServer) expect(MANAGED_NOT_IN_POSTGRESQL_CONF[name], name).toMatch(/server\.conf/);
+    });
+
+    it("name real PostgreSQL parameters only", () => {
+        for (const name of [...managed, ...tunable]) expect(PG_PARAMETERS, name).toHaveProperty([name]);
+    });
+
+    it("render a managed parameter the user may set at one of its allowed values", () => {
+        for (const [name, values] of Object.entries(ALLOWED_MANAGED_VALUES)) {
+            expect(managed, name).toContain(name);
+            expect(values, name).toContain(String(rendered.get(name)));
+        }
+    });
+
+    it("render the parameters that grow with the servers above their floor", () => {
+        for (const c of [one, cfg]) {
+            const base = new Map(baseParameters(c));
+            for (const [name, floor] of Object.entries(minimumParameters(c.servers.length))) {
+                expect(tunable, name).toContain(name);
+                expect(Number(base.get(name)), name).toBeGreaterThanOrEqual(floor);
+            }
+        }
+    });
+
+    it("let the user replace every tunable default, and refuse every managed parameter", () => {
+        for (const name of tunable) {
+            const value = rendered.get(name)!;
+            expect(validateConfig({ ...cfg, postgresql: { [name]: value } }).postgresql[name], name).toBe(value);
+        }
+        for (const name of managed) {
+            try {
+                validateConfig({ ...cfg, postgresql: { [name]: "x" } });
+                throw new Error(`${name} accepted`);
+            } catch (e) {
+                expect(e, name).toBeInstanceOf(ConfigError);
+                expect((e as ConfigError).problems, name).toEqual([
+                    `pgha:postgresql.${name}: managed by pgha and cannot be set here: ${MANAGED_PARAMETERS[name]} (remove it: pulumi config rm --path 'postgresql.${name}')`,
+                ]);
+            }
+        }
     });
 });

@@ -19,7 +19,9 @@ describe("scripts/toolchain.sh and its wrapper modules", () => {
     });
 
     it("builds the CLI at the version of @pulumi/pulumi", () => {
-        expect(read("scripts/toolchain/cli/go.mod")).toMatch(new RegExp(`^require github\\.com/pulumi/pulumi/pkg/v3 v${dep("@pulumi/pulumi").replace(/\./g, "\\.")}$`, "m"));
+        expect(read("scripts/toolchain/cli/go.mod")).toMatch(
+            new RegExp(`^require github\\.com/pulumi/pulumi/pkg/v3 v${dep("@pulumi/pulumi").replace(/\./g, "\\.")}$`, "m"),
+        );
         expect(read("scripts/toolchain/cli/tools.go")).toContain('_ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"');
     });
 
@@ -31,8 +33,16 @@ describe("scripts/toolchain.sh and its wrapper modules", () => {
     it("builds each plugin at the version its SDK declares", () => {
         expect(read("scripts/toolchain/docker/build.sh")).toMatch(new RegExp(`^VERSION=${dep("@pulumi/docker").replace(/\./g, "\\.")}$`, "m"));
         expect(read("scripts/toolchain/command/build.sh")).toMatch(new RegExp(`^VERSION=${dep("@pulumi/command").replace(/\./g, "\\.")}$`, "m"));
-        expect(JSON.parse(read("node_modules/@pulumi/docker/package.json")).pulumi).toMatchObject({ resource: true, name: "docker", version: dep("@pulumi/docker") });
-        expect(JSON.parse(read("node_modules/@pulumi/command/package.json")).pulumi).toMatchObject({ resource: true, name: "command", version: dep("@pulumi/command") });
+        expect(JSON.parse(read("node_modules/@pulumi/docker/package.json")).pulumi).toMatchObject({
+            resource: true,
+            name: "docker",
+            version: dep("@pulumi/docker"),
+        });
+        expect(JSON.parse(read("node_modules/@pulumi/command/package.json")).pulumi).toMatchObject({
+            resource: true,
+            name: "command",
+            version: dep("@pulumi/command"),
+        });
     });
 
     it("keeps the CLI offline with the same settings in `npm run up` and the end-to-end suite", () => {
@@ -55,7 +65,12 @@ describe("scripts/toolchain.sh and its wrapper modules", () => {
     });
 
     it("names no download host: modules come through the machine's own Go module proxy", () => {
-        const files = ["scripts/toolchain.sh", ...["cli", "language-nodejs", "docker", "command"].flatMap((d) => fs.readdirSync(path.join(ROOT, "scripts/toolchain", d), { recursive: true }).map((f) => `scripts/toolchain/${d}/${f}`))];
+        const files = [
+            "scripts/toolchain.sh",
+            ...["cli", "language-nodejs", "docker", "command"].flatMap((d) =>
+                fs.readdirSync(path.join(ROOT, "scripts/toolchain", d), { recursive: true }).map((f) => `scripts/toolchain/${d}/${f}`),
+            ),
+        ];
         for (const f of files) {
             if (fs.statSync(path.join(ROOT, f)).isDirectory() || f.endsWith("go.sum")) continue;
             expect(read(f), f).not.toMatch(/https?:\/\/(?!localhost|127\.)[a-z0-9.-]+\.[a-z]{2,}/i);

@@ -10,19 +10,17 @@
 #  2. in the new primary's container (its entrypoint waits, its data directory empty): the backup
 #     is unpacked into pgdata.restore, the source's archived WAL from the backup's start on (and
 #     every timeline history file) into pgha-restore-wal;
-#  3. `entrypoint.sh recover`: a temporary server (no TCP) replays all of that WAL, promotes to a
+#  3. `entrypoint.sh clone recover`: a temporary server (no TCP) replays all of that WAL, promotes to a
 #     new timeline of its own, gets this stack's passwords, stops cleanly; the copy becomes pgdata
 #     and the entrypoint starts it as the primary. Standbys are then bootstrapped as usual.
 #
-# Environment: PGHA_SERVER (the primary), PGHA_DOCKER_HOST, PGHA_IMAGE, and either
-# PGHA_CLONE_VOLUME + PGHA_CLONE_BACKUP (+ PGHA_CLONE_DOCKER_HOST) or PGHA_CLONE_PATH;
-# PGHA_CLONE_TIMEOUT (s, default 1800).
-# shellcheck disable=SC2016,SC2153 # src scripts are expanded by the reading shell; PGHA_SERVER is required below
+# Environment (components/operations.ts, the initialize Command's): PGHA_SERVER (the primary),
+# PGHA_IMAGE, PGHA_SERVERS, and either PGHA_CLONE_VOLUME + PGHA_CLONE_BACKUP
+# (+ PGHA_CLONE_DOCKER_HOST) or PGHA_CLONE_PATH; PGHA_CLONE_TIMEOUT (s, default 1800).
+# shellcheck disable=SC2016 # the src scripts are expanded by the shell that reads them
 set -eu
 . "$(dirname "$0")/lib.sh"
-require_env PGHA_SERVER PGHA_IMAGE
-host=${PGHA_DOCKER_HOST:-}
-PGHA_SERVERS="$PGHA_SERVER ${host:--}"
+require_env PGHA_SERVER PGHA_IMAGE PGHA_SERVERS
 timeout=${PGHA_CLONE_TIMEOUT:-1800}
 data=/var/lib/pgha/data
 ts=$(date -u +%Y%m%dT%H%M%SZ)
@@ -85,7 +83,7 @@ count=$(server_exec "$PGHA_SERVER" sh -c "ls $data/pgha-restore-wal | wc -l")
 log "unpacked the base backup and $count archived WAL file(s) in $(($(now_ms) - t0)) ms"
 
 t0=$(now_ms)
-pos=$(in_server "$PGHA_SERVER" recover "$ts" "clone $from" "$timeout") || die "the recovery of the clone failed (see above); run pulumi up again to retry"
+pos=$(in_server "$PGHA_SERVER" clone recover "$ts" "clone $from" "$timeout") || die "the recovery of the clone failed (see above); run pulumi up again to retry"
 is_primary() { [ "$(role_of "$PGHA_SERVER")" = primary ]; }
 wait_until 120 "$PGHA_SERVER to accept writes" is_primary || die "the clone was recovered ($pos) but $PGHA_SERVER does not accept writes within 120 s: docker service logs $PGHA_SERVER"
 log "$PGHA_SERVER is a new primary ($pos), a copy of the $from, in $(($(now_ms) - t0)) ms"

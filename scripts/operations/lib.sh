@@ -1,9 +1,20 @@
-# Shared helpers of the operation scripts (sourced, POSIX sh). The operations run where Pulumi
-# runs (Command resources) and act on the servers' nodes through Docker: PGHA_DOCKER_HOST names the
-# engine of the node an operation works on ("" = the local engine or DOCKER_HOST).
+# Shared helpers of the host-side operation scripts (sourced, POSIX sh). The operations run where
+# Pulumi runs (Command resources) and act on the servers' nodes through Docker: PGHA_DOCKER_HOST
+# names the engine of the node an operation works on ("" = the local engine or DOCKER_HOST).
+#
+# Their environment is declared, per operation, in components/operations.ts (one format per kind
+# of value; a unit test checks every script's variables against it):
+#   a name list   comma-separated names (PGHA_PEERS, PGHA_LOST)
+#   a server table PGHA_SERVERS: one line per server, "name engine|- dataVolume archiveVolume"
+#                  (engine "-": the local engine)
+#   a flag        1 or 0
 
 pgha_op=${pgha_op:-$(basename "$0" .sh)}
 pgha_scripts=$(cd "$(dirname "$0")" && pwd)
+# The container side of every operation (shipped to the servers as Docker configs).
+pgha_server_files=$(cd "$pgha_scripts/../server" && pwd)
+# shellcheck source=scripts/operations/plan.sh
+. "$pgha_scripts/plan.sh"
 
 log() { printf 'pgha %s: %s\n' "$pgha_op" "$*" >&2; }
 die() {
@@ -31,6 +42,7 @@ docker_at() {
 # interrupted copy only), empty, or foreign (a non-empty pgdata that is not PostgreSQL's).
 volume_state() {
     docker_at "$1" volume inspect "$2" >/dev/null 2>&1 || die "volume $2 does not exist on ${1:-the local engine}"
+    # shellcheck disable=SC2016 # expanded by the one-off container's shell
     docker_at "$1" run --rm --network none --label pgha.operation="$pgha_op" -v "$2:/v" --entrypoint /bin/sh "$3" -c '
         if [ -f /v/pgdata/PG_VERSION ]; then echo data
         elif [ -e /v/pgdata ] && [ -n "$(ls -A /v/pgdata 2>/dev/null)" ]; then echo foreign
@@ -39,28 +51,45 @@ volume_state() {
         else echo empty; fi'
 }
 
-# container_script SUBCOMMAND: the text a one-off container runs with `sh -s`: the passwords as
+# server_files_script DIR: shell text that writes the program's server files (scripts/server/*.sh)
+# into DIR (a container's tmpfs); base64, so that any text travels intact through `sh -s`.
+server_files_script() {
+    printf 'mkdir -p %s && chmod 700 %s\n' "$1" "$1"
+    for _sf in "$pgha_server_files"/*.sh; do
+        printf 'printf %%s %s | base64 -d > %s/%s\n' "$(base64 <"$_sf" | tr -d '\n')" "$1" "${_sf##*/}"
+    done
+}
+
+# container_script SUBCOMMAND...: the text a one-off container runs with `sh -s`: the passwords as
 # files in the container's tmpfs (they travel on stdin, never on a command line or in `docker
-# inspect`), then the entrypoint's functions and the requested subcommand.
+# inspect`), the program's server files, then the requested subcommand of their entrypoint.
 container_script() {
-    printf 'mkdir -p /dev/shm/pgha-secrets && chmod 700 /dev/shm/pgha-secrets\n'
+    printf 'set -e\nmkdir -p /dev/shm/pgha-secrets && chmod 700 /dev/shm/pgha-secrets\n'
     printf 'printf %%s %s | base64 -d > /dev/shm/pgha-secrets/pgha-superuser-password\n' "$(printf %s "${PGHA_SUPERUSER_PASSWORD:-}" | base64 | tr -d '\n')"
     printf 'printf %%s %s | base64 -d > /dev/shm/pgha-secrets/pgha-replicator-password\n' "$(printf %s "${PGHA_REPLICATOR_PASSWORD:-}" | base64 | tr -d '\n')"
     printf 'PGHA_SECRETS_DIR=/dev/shm/pgha-secrets\nexport PGHA_SECRETS_DIR\n'
-    printf 'set -- %s\n' "$1"
-    cat "$pgha_scripts/entrypoint.sh"
+    server_files_script /dev/shm/pgha-server
+    printf 'exec /bin/sh /dev/shm/pgha-server/entrypoint.sh %s\n' "$*"
 }
 
 # now_ms: milliseconds since the epoch (GNU date).
 now_ms() { date +%s%3N; }
 
-# server_host NAME: the engine of NAME's node, from PGHA_SERVERS (lines "name host|-").
+# server_field NAME COLUMN: one column of NAME's line in PGHA_SERVERS (2 engine, 3 data volume,
+# 4 archive volume).
+server_field() {
+    _v=$(printf '%s\n' "$PGHA_SERVERS" | awk -v n="$1" -v c="$2" '$1 == n { print $c; exit }')
+    [ -n "$_v" ] || die "$1 is not one of the servers ($(server_names | tr '\n' ' '))"
+    printf '%s' "$_v"
+}
+
+# server_host NAME: the engine of NAME's node ("" = the local one).
 server_host() {
-    _h=$(printf '%s\n' "$PGHA_SERVERS" | awk -v n="$1" '$1 == n { print $2; exit }')
-    [ -n "$_h" ] || die "$1 is not one of the servers (${PGHA_SERVERS_NAMES:-$(printf '%s\n' "$PGHA_SERVERS" | awk '{print $1}' | tr '\n' ' ')})"
+    _h=$(server_field "$1" 2)
     [ "$_h" = "-" ] && _h=""
     printf '%s' "$_h"
 }
+
 
 # server_container NAME: the running container of NAME's service on its node ("" when none).
 server_container() {
@@ -89,19 +118,33 @@ in_server_stdin() {
     docker_at "$srv_host" exec -i "$srv_ctr" /bin/sh /etc/pgha/entrypoint.sh "$@"
 }
 
-# server_sql NAME SQL: rows of SQL run as postgres on NAME.
+# server_sql NAME SQL: rows of SQL run as postgres on NAME (statements that are no instance state;
+# those are asked with `instance`, below).
 server_sql() { in_server "$1" sql "$2"; }
+
+# instance NAME FACT...: one fact of NAME's instance, from the one owner of that SQL
+# (scripts/server/instance.sh): role, timeline, replica <server>, slot ensure <server>, ...
+instance() {
+    _in=$1
+    shift
+    in_server "$_in" instance "$@"
+}
 
 # role_of NAME: primary, standby or down.
 # The operations check single facts quickly here (a role, one standby's streaming state); the full
 # health check (one primary, every standby streaming through an active slot, slots keeping their
 # WAL, archivers not failing) is components/health.ts, run by `npm run status`.
 role_of() {
-    case $(server_sql "$1" 'SELECT pg_is_in_recovery()' 2>/dev/null) in
-    f) echo primary ;;
-    t) echo standby ;;
+    case $(instance "$1" role 2>/dev/null) in
+    primary) echo primary ;;
+    standby) echo standby ;;
     *) echo down ;;
     esac
+}
+
+# roles NAME...: lines "name role" (the observed states the decisions in plan.sh read).
+roles() {
+    for _rn in "$@"; do printf '%s %s\n' "$_rn" "$(role_of "$_rn")"; done
 }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND every 100 ms until it succeeds.
@@ -121,17 +164,17 @@ wait_until() {
 }
 
 # entrypoint_in HOST CONTAINER SUBCOMMAND ARGS...: run an entrypoint subcommand in a running server
-# container with the program's own scripts/entrypoint.sh (copied into the container's tmpfs), not
-# the copy its service was started with: an operation that runs before its service is updated (a
-# rejoin) or while it may be (a failover) gets the subcommands it was written for.
+# container with the program's own server files (scripts/server/, copied into the container's
+# tmpfs), not the copies its service was started with: an operation that runs before its service
+# is updated (a rejoin) or while it may be (a failover) gets the subcommands it was written for.
 entrypoint_in() {
     _eh=$1 _ec=$2
     shift 2
-    _op=/dev/shm/pgha-operation-$$.sh
-    docker_at "$_eh" exec -i "$_ec" /bin/sh -c "cat >$_op" <"$pgha_scripts/entrypoint.sh" || return 1
+    _od=/dev/shm/pgha-operation-$$
+    server_files_script "$_od" | docker_at "$_eh" exec -i "$_ec" /bin/sh -s || return 1
     _est=0
-    docker_at "$_eh" exec "$_ec" /bin/sh "$_op" "$@" || _est=$?
-    docker_at "$_eh" exec "$_ec" rm -f "$_op" >/dev/null 2>&1 || true
+    docker_at "$_eh" exec "$_ec" /bin/sh "$_od/entrypoint.sh" "$@" || _est=$?
+    docker_at "$_eh" exec "$_ec" rm -rf "$_od" >/dev/null 2>&1 || true
     return "$_est"
 }
 
@@ -143,9 +186,8 @@ server_exec() {
     docker_at "$srv_host" exec -i "$srv_ctr" "$@"
 }
 
-# server_names: the names in PGHA_SERVERS (lines "name host|- ..."), one a line.
+# server_names: the names in PGHA_SERVERS, one a line.
 server_names() { printf '%s\n' "$PGHA_SERVERS" | awk 'NF { print $1 }'; }
-
 
 # settled NAME: NAME's service is not in the middle of an update (as the swarm manager, the default
 # engine, sees it) and its container runs. A `pulumi up` that changes a service spec runs the

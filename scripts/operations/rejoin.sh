@@ -2,13 +2,14 @@
 # Operation "rejoin": brings a server that was declared lost (pgha:lost) back into the cluster
 # once the operator removes it from the list. Run by the server's rejoin Command, whose trigger is
 # whether the server is in pgha:lost:
-#  - entering pgha:lost (PGHA_LOST=1): nothing. A lost server is never contacted; its service is
+#  - entering pgha:lost (PGHA_SERVER_LOST=1): nothing. A lost server is never contacted; its service is
 #    fenced (PGHA_FENCED=1: it comes back read-only if its node returns, components/server.ts);
-#  - leaving it (PGHA_LOST=0): in the server's own container, still fenced (its service spec waits
+#  - leaving it (PGHA_SERVER_LOST=0): in the server's own container, still fenced (its service spec waits
 #    for this Command, so the fence is lifted only after a successful rejoin), `entrypoint.sh
-#    rejoin`: nothing when it streams from the primary already; otherwise hold and stop
-#    PostgreSQL, pg_rewind against the primary, standby.signal, resume, wait until it streams;
-#    when pg_rewind is impossible, the data directory is moved aside to
+#    rejoin` (scripts/server/rejoin.sh, which decides with its pure steps rejoin_plan,
+#    rewind_start and rejoin_after_rewind): nothing when it streams from the primary already;
+#    otherwise hold and stop PostgreSQL, pg_rewind against the primary, standby.signal, resume,
+#    wait until it streams; when pg_rewind is impossible, the data directory is moved aside to
 #    pgdata.before-rejoin-<UTC time> in the same volume (never deleted) and the primary is copied
 #    afresh (pg_basebackup, as the bootstrap does);
 #  - no data volume or no container of the server on its node at all (the stack's first
@@ -17,16 +18,17 @@
 # Fails, and `pulumi up` stops with the server still fenced, when its node's engine does not
 # answer (the node is still gone: keep it in pgha:lost) or its container does not come up.
 #
-# Environment: PGHA_SERVER, PGHA_DOCKER_HOST, PGHA_DATA_VOLUME, PGHA_LOST (1 or 0),
-# PGHA_REJOIN_TIMEOUT (s, default 300), PGHA_REJOIN_START_TIMEOUT (s to wait for its container, 120).
+# Environment (components/operations.ts): PGHA_SERVER, PGHA_DOCKER_HOST, PGHA_DATA_VOLUME,
+# PGHA_SERVER_LOST (flag: the server is in pgha:lost), PGHA_REJOIN_TIMEOUT (s, default 300),
+# PGHA_REJOIN_START_TIMEOUT (s to wait for its container, default 120).
 set -eu
 . "$(dirname "$0")/lib.sh"
-require_env PGHA_SERVER PGHA_LOST
+require_env PGHA_SERVER PGHA_SERVER_LOST
 name=$PGHA_SERVER
 host=${PGHA_DOCKER_HOST:-}
 timeout=${PGHA_REJOIN_TIMEOUT:-300}
 
-if [ "$PGHA_LOST" = 1 ]; then
+if [ "$PGHA_SERVER_LOST" = 1 ]; then
     log "$name is declared lost (pgha:lost): not contacted. Its service is fenced: if its node returns it starts read-only. To rejoin it, remove it from pgha:lost and run pulumi up"
     exit 0
 fi

@@ -4,27 +4,28 @@
 # requires restore.confirm = restore.backup. No service is re-created: PostgreSQL is stopped and
 # started inside the running containers.
 #
-#  1. checks: every server runs, exactly one is primary (it stays the primary: the backup is
+#  1. checks: every server runs, exactly one is primary (plan.sh: restore_primary) (it stays the primary: the backup is
 #     restored into its data volume), some archive holds the backup, the target is not before the
 #     backup's end; then the primary switches to a new WAL file and waits until it is archived, so
 #     that everything committed so far is in its archive;
-#  2. PostgreSQL is held (stopped cleanly, not restarted) on every server, the primary first;
+#  2. PostgreSQL is held (`entrypoint.sh restore hold`: stopped cleanly, not restarted) on every
+#     server, the primary first;
 #  3. in the primary's container: the backup (base.tar.gz, pg_wal.tar.gz) is unpacked into
 #     pgdata.restore; the backup's WAL and the WAL its own archive lacks (from the archive holding
 #     the backup) go to pgha-restore-wal: the restore_command reads it after the archive, so a
 #     complete archived segment wins over the backup's partial last one. No file is copied into
 #     any archive, and the current data directory is not touched yet;
-#  4. `entrypoint.sh recover`: a temporary server (no TCP) replays the archive up to the target,
+#  4. `entrypoint.sh restore recover`: a temporary server (no TCP) replays the archive up to the target,
 #     promotes to a new timeline, gets this stack's passwords, stops cleanly; then the previous
 #     data directory becomes pgdata.before-restore-<UTC time> (never deleted) and the restored one
 #     takes its place. The primary resumes and accepts writes.
 #     A failure before this point resumes every server with its data as it was;
-#  5. every other server: held, its data directory moved to pgdata.before-restore-<UTC time>,
+#  5. every other server (`restore reclone`): held, its data directory moved to pgdata.before-restore-<UTC time>,
 #     a fresh copy of the restored primary (pg_basebackup), resumed as a standby, streaming.
 # A retry (the Command failed after step 4) finds the restore in place (data volume marker
 # pgha-restored) and redoes step 5 only.
 #
-# Environment: PGHA_SERVERS (lines "name host|- ..."), PGHA_RESTORE_BACKUP,
+# Environment (components/operations.ts): PGHA_SERVERS, PGHA_RESTORE_BACKUP,
 # PGHA_RESTORE_TARGET (time=<timestamp> | lsn=<LSN> | name=<restore point>), PGHA_RESTORE_ID,
 # PGHA_RESTORE_TIMEOUT (s, default 1800).
 set -eu
@@ -48,16 +49,15 @@ ts=$(date -u +%Y%m%dT%H%M%SZ)
 for n in $(server_names); do
     wait_servers 120 "$n" || die "$n does not run or does not answer; a restore stops and restarts PostgreSQL on every server, so every service must run (docker service ps $n); nothing was changed"
 done
-primaries=""
-for n in $(server_names); do
-    role=$(role_of "$n")
-    log "$n: $role"
-    [ "$role" != primary ] || primaries="$primaries $n"
-done
-# shellcheck disable=SC2086 # split the list of names
-set -- $primaries
-[ $# -eq 1 ] || die "a restore needs exactly one primary (found:${primaries:- none}); fix the cluster first (README: Failover); nothing was changed"
-primary=$1
+# shellcheck disable=SC2046 # one argument per server name
+observed=$(roles $(server_names))
+printf '%s\n' "$observed" | while read -r n role; do log "$n: $role"; done
+plan=$(restore_primary "$observed")
+case $plan in
+"refuse many "*) die "a restore needs exactly one primary (found: ${plan#refuse many }); fix the cluster first (docs/failover.md); nothing was changed" ;;
+refuse*) die "a restore needs exactly one primary (found: none); fix the cluster first (docs/failover.md); nothing was changed" ;;
+esac
+primary=${plan#restore }
 others=$(server_names | grep -vx "$primary" || true)
 
 restored=$(server_exec "$primary" cat "$data/pgha-restored" 2>/dev/null || true)
@@ -72,7 +72,7 @@ else
         fi
     done
     if [ -z "$source" ]; then
-        have=$(for n in $(server_names); do in_server "$n" backups 2>/dev/null | cut -f2; done | sort -u | tr '\n' ' ')
+        have=$(for n in $(server_names); do in_server "$n" backup list 2>/dev/null | cut -f2; done | sort -u | tr '\n' ' ')
         die "no server's archive holds a backup labelled $label (there are: ${have:-none}); set pgha:restore.backup (and restore.confirm) to one of them; nothing was changed"
     fi
     meta=$(server_exec "$source" cat "$archive/backups/$label/backup.json")
@@ -99,8 +99,8 @@ else
 
     # Recover along the cluster's current history (not the highest timeline in the archive, which
     # may be a branch a failed or earlier restore abandoned).
-    timeline_now=$(server_sql "$primary" "SELECT timeline_id FROM pg_control_checkpoint()")
-    seg=$(server_sql "$primary" "SELECT pg_walfile_name(pg_switch_wal())")
+    timeline_now=$(instance "$primary" checkpoint-timeline)
+    seg=$(instance "$primary" switch-wal)
     archived() { server_exec "$primary" test -f "$archive/wal/$seg"; }
     wait_until 60 "$seg in $primary's archive" archived ||
         die "$primary did not archive $seg within 60 s (SELECT * FROM pg_stat_archiver); nothing was changed"
@@ -112,12 +112,12 @@ else
         st=$?
         [ "$st" -ne 0 ] || return 0
         server_exec "$primary" rm -rf "$data/pgdata.restore" "$data/pgha-restore-wal" || true
-        for n in $held; do in_server "$n" resume || log "warning: could not resume $n (docker exec <container> /etc/pgha/entrypoint.sh resume)"; done
+        for n in $held; do in_server "$n" restore resume || log "warning: could not resume $n (docker exec <container> /etc/pgha/entrypoint.sh restore resume)"; done
         log "the restore failed before $primary's data directory was replaced: every server was resumed with its data as it was"
     }
     trap resume_all EXIT
     for n in $primary $others; do
-        in_server "$n" hold || die "could not stop PostgreSQL on $n cleanly"
+        in_server "$n" restore hold || die "could not stop PostgreSQL on $n cleanly"
         held="$held $n"
         log "$n: PostgreSQL stopped and held"
     done
@@ -150,10 +150,10 @@ else
 
     # 4. Recover to the target, promote, swap the data directories, resume.
     t0=$(now_ms)
-    pos=$(in_server "$primary" recover "$ts" "$key" "$timeout" "$setting" "recovery_target_timeline=$timeline_now") ||
+    pos=$(in_server "$primary" restore recover "$ts" "$key" "$timeout" "$setting" "recovery_target_timeline=$timeline_now") ||
         die "recovery of $primary to $target along timeline $timeline_now failed (see PostgreSQL's messages above; a backup taken on a branch that a later restore abandoned is not in the current history and cannot be restored)"
     trap - EXIT
-    in_server "$primary" resume
+    in_server "$primary" restore resume
     is_primary() { [ "$(role_of "$primary")" = primary ]; }
     wait_until 120 "$primary to accept writes" is_primary || die "$primary was restored ($pos) but does not accept writes within 120 s: docker service logs $primary"
     log "$primary restored to $target and promoted ($pos) in $(($(now_ms) - t0)) ms; its previous data directory is kept as pgdata.before-restore-$ts"
@@ -161,15 +161,15 @@ fi
 
 # 5. Every other server becomes a fresh standby of the restored primary.
 for n in $others; do
-    streaming=$(server_sql "$primary" "SELECT state FROM pg_stat_replication WHERE application_name = '$n'" 2>/dev/null || true)
+    streaming=$(instance "$primary" replica "$n" 2>/dev/null || true)
     if [ "$streaming" = streaming ]; then
         log "$n streams from $primary already"
         continue
     fi
     t0=$(now_ms)
-    out=$(in_server "$n" reclone "$ts" "$timeout") || die "$primary is restored, but $n could not be copied from it (see above); run pulumi up again to retry"
+    out=$(in_server "$n" restore reclone "$ts" "$timeout") || die "$primary is restored, but $n could not be copied from it (see above); run pulumi up again to retry"
     log "$n: ${out#recloned } kept; fresh standby of $primary, streaming ($(($(now_ms) - t0)) ms)"
 done
-timeline=$(server_sql "$primary" "SELECT timeline_id FROM pg_control_checkpoint()" 2>/dev/null || echo 0)
+timeline=$(instance "$primary" checkpoint-timeline 2>/dev/null || echo 0)
 log "restore done: $primary is primary on timeline $timeline, restored from $label to $target"
 printf '{"primary":"%s","backup":"%s","target":"%s","timeline":%s,"keptAs":"pgdata.before-restore-%s"}\n' "$primary" "$label" "$target" "$timeline" "$ts"

@@ -6,7 +6,7 @@
 // same servers (demote with standby.signal, pg_ctl stop -m fast, pg_promote(), no pgha script):
 // the floor of what PostgreSQL itself needs, measured in the same run.
 // Prints the write-unavailability windows (median, max), lost commits, and writes the figures to
-// docs/benchmarks/switchover.json and to the table in README.md.
+// docs/benchmarks/switchover.json and to the table in docs/benchmarks.md.
 
 import * as fs from "fs";
 import * as path from "path";
@@ -42,9 +42,17 @@ async function byHand(from: string, to: string): Promise<{ stopMs: number; promo
     const bin = "$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)";
     const pgdata = "/var/lib/pgha/data/pgdata";
     exec(from, "root", "touch /dev/shm/pgha/hold");
-    const stop = exec(from, "postgres", `touch ${pgdata}/standby.signal; t0=$(date +%s%3N); ${bin}/pg_ctl stop -D ${pgdata} -m fast -w >/dev/null; t1=$(date +%s%3N); echo $((t1 - t0)); ${bin}/pg_controldata -D ${pgdata} | sed -n 's/^Latest checkpoint location: *//p'`);
+    const stop = exec(
+        from,
+        "postgres",
+        `touch ${pgdata}/standby.signal; t0=$(date +%s%3N); ${bin}/pg_ctl stop -D ${pgdata} -m fast -w >/dev/null; t1=$(date +%s%3N); echo $((t1 - t0)); ${bin}/pg_controldata -D ${pgdata} | sed -n 's/^Latest checkpoint location: *//p'`,
+    );
     const [stopMs, lsn] = stop.split("\n");
-    const promote = exec(to, "postgres", `t0=$(date +%s%3N); ${bin}/psql -X -At -h /var/run/postgresql -c "SELECT pg_last_wal_replay_lsn() > '${lsn}'" -c "SELECT pg_promote()" >/dev/null; t1=$(date +%s%3N); echo $((t1 - t0))`);
+    const promote = exec(
+        to,
+        "postgres",
+        `t0=$(date +%s%3N); ${bin}/psql -X -At -h /var/run/postgresql -c "SELECT pg_last_wal_replay_lsn() > '${lsn}'" -c "SELECT pg_promote()" >/dev/null; t1=$(date +%s%3N); echo $((t1 - t0))`,
+    );
     exec(from, "root", "rm -f /dev/shm/pgha/hold");
     await waitFor(`${from} streaming from ${to}`, () => streaming(to, from), 60_000, 100);
     return { stopMs: Number(stopMs), promoteMs: Number(promote) };
@@ -65,7 +73,7 @@ async function main(): Promise<void> {
         const to = primary === "pg1" ? "pg2" : "pg1";
         const t0 = Date.now();
         const out = await engineAsync("up", STACK, state, ["--set", `pgha:primary=${JSON.stringify(to)}`]);
-        const scriptMs = Number((/writes were unavailable for at most (\d+) ms/.exec(out.stderr) ?? [, "NaN"])[1]);
+        const scriptMs = Number(/writes were unavailable for at most (\d+) ms/.exec(out.stderr)?.[1] ?? "NaN");
         pgha.push({ window: [t0, Date.now()], scriptMs });
         await waitFor(`${primary} streaming from ${to}`, () => streaming(to, primary), 60_000, 100);
         primary = to;
@@ -113,10 +121,14 @@ async function main(): Promise<void> {
     ].join("\n");
     console.log(`\n${table}\n`);
     fs.writeFileSync(path.join(ROOT, "docs", "benchmarks", "switchover.json"), JSON.stringify(results, null, 2) + "\n");
-    const readme = path.join(ROOT, "README.md");
-    const text = fs.readFileSync(readme, "utf8");
+    const page = path.join(ROOT, "docs", "benchmarks.md");
+    const text = fs.readFileSync(page, "utf8");
     const marked = /(<!-- bench:switchover:start -->\n)[\s\S]*?(<!-- bench:switchover:end -->)/;
-    if (marked.test(text)) fs.writeFileSync(readme, text.replace(marked, `$1${table}\n_${results.date}, \`npm run bench:switchover\`; raw figures in docs/benchmarks/switchover.json._\n$2`));
+    if (!marked.test(text)) throw new Error(`${page} has no bench:switchover markers: the table was not written`);
+    fs.writeFileSync(
+        page,
+        text.replace(marked, `$1${table}\n_${results.date}, \`npm run bench:switchover\`; raw figures in docs/benchmarks/switchover.json._\n$2`),
+    );
     mustEngine("destroy", STACK, state, ["--unprotect"]);
     cleanLab(["pg1", "pg2"], NETWORK);
 }

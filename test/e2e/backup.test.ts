@@ -93,7 +93,10 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
         } finally {
             report = await writer.stop();
         }
-        const w = await one("bk1", `select count(*)::int as n, count(*) filter (where id = any('{${report.acked.join(",")}}'::bigint[]))::int as acked from backup_writes`);
+        const w = await one(
+            "bk1",
+            `select count(*)::int as n, count(*) filter (where id = any('{${report.acked.join(",")}}'::bigint[]))::int as acked from backup_writes`,
+        );
         expect(w.acked).toBe(report.acked.length);
         expect(w.n - report.acked.length).toBeLessThanOrEqual(report.inDoubt);
         expect(report.inDoubt).toBe(0); // a backup never interrupts the primary's writers
@@ -117,11 +120,13 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
         expect(label).toContain("LABEL: b1");
         expect(label).toContain("BACKUP FROM: standby");
         expect(label).toContain("START TIMELINE: 1");
-        expect(JSON.parse(sh("bk2", `cat ${ARCHIVE}/backups/b1/backup.json`))).toEqual(Object.fromEntries(Object.entries(b1).filter(([k]) => k !== "archiveVolume")));
+        expect(JSON.parse(sh("bk2", `cat ${ARCHIVE}/backups/b1/backup.json`))).toEqual(
+            Object.fromEntries(Object.entries(b1).filter(([k]) => k !== "archiveVolume")),
+        );
 
         // A label is never overwritten.
         const before = sh("bk2", `md5sum ${ARCHIVE}/backups/b1/base.tar.gz`);
-        expect(() => sh("bk2", "/etc/pgha/entrypoint.sh backup b1")).toThrow(/exists already.*refusing to overwrite/);
+        expect(() => sh("bk2", "/etc/pgha/entrypoint.sh backup take b1")).toThrow(/exists already.*refusing to overwrite/);
         expect(sh("bk2", `md5sum ${ARCHIVE}/backups/b1/base.tar.gz`)).toBe(before);
     });
 
@@ -140,7 +145,10 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
             expect(Number(a.archived_count), `${s} archived_count`).toBeGreaterThan(0);
         }
         // Both archives hold the same segments of the new timeline (each archives the full stream).
-        const tl2 = (s: string) => segments(ls(s, `${ARCHIVE}/wal`)).filter((n) => n.startsWith("00000002")).sort();
+        const tl2 = (s: string) =>
+            segments(ls(s, `${ARCHIVE}/wal`))
+                .filter((n) => n.startsWith("00000002"))
+                .sort();
         expect(tl2("bk1")).toEqual(tl2("bk2"));
     });
 
@@ -174,7 +182,10 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
             const names = ls(s, `${ARCHIVE}/wal`);
             expect(older(s), `${s}: WAL older than the oldest kept backup (b2, ${b2.startWal})`).toEqual([]);
             expect(names, s).toContain("00000002.history");
-            expect(segments(names).some((n) => segno(n) >= segno(b2.startWal)), s).toBe(true);
+            expect(
+                segments(names).some((n) => segno(n) >= segno(b2.startWal)),
+                s,
+            ).toBe(true);
         }
         expect(ls("bk1", `${ARCHIVE}/wal`)).toContain(b2.startWal);
     });
@@ -198,7 +209,11 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
         expect(await timelineOf("bk2")).toBeGreaterThan(tlBefore);
 
         // The old data directories are kept aside, the standby was copied again and streams.
-        for (const s of SERVERS) expect(ls(s, DATA).filter((n) => n.startsWith("pgdata.before-restore-")), s).toHaveLength(1);
+        for (const s of SERVERS)
+            expect(
+                ls(s, DATA).filter((n) => n.startsWith("pgdata.before-restore-")),
+                s,
+            ).toHaveLength(1);
         await waitFor("bk1 streaming from the restored bk2", () => streaming("bk2", "bk1"), 60_000, 250);
         await insert("bk2", "after-restore", 10);
         await waitFor("the new rows on bk1", async () => (await counts("bk1"))["after-restore"] === 10, 10_000, 100);
@@ -211,7 +226,14 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
         const expected = await counts("bk2");
         const timeline = await timelineOf("bk2");
         const r = await phase("backup: pulumi up with restore { backup b3, target name no-such-point } (fails)", () =>
-            engine("up", STACK, state, ["--set", `pgha:backup=${JSON.stringify({ id: "b3", server: "bk2", keep: 2 })}`, "--set", 'pgha:primary="bk2"', "--set", `pgha:restore=${JSON.stringify({ backup: "b3", target: { name: "no-such-point" }, confirm: "b3" })}`]),
+            engine("up", STACK, state, [
+                "--set",
+                `pgha:backup=${JSON.stringify({ id: "b3", server: "bk2", keep: 2 })}`,
+                "--set",
+                'pgha:primary="bk2"',
+                "--set",
+                `pgha:restore=${JSON.stringify({ backup: "b3", target: { name: "no-such-point" }, confirm: "b3" })}`,
+            ]),
         );
         expect(r.status).not.toBe(0);
         expect(r.stderr).toMatch(/recovery ended before configured recovery target was reached/);
@@ -220,7 +242,11 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
         await waitFor("bk1 streaming again", () => streaming("bk2", "bk1"), 60_000, 250);
         expect(await counts("bk2")).toEqual(expected);
         expect(await timelineOf("bk2")).toBe(timeline);
-        for (const s of SERVERS) expect(ls(s, DATA).filter((n) => n.startsWith("pgdata.before-restore-")), s).toHaveLength(1);
+        for (const s of SERVERS)
+            expect(
+                ls(s, DATA).filter((n) => n.startsWith("pgdata.before-restore-")),
+                s,
+            ).toHaveLength(1);
         expect(ls("bk2", DATA)).not.toContain("pgdata.restore");
         expect(ls("bk2", DATA)).not.toContain("pgha-restore-wal");
     });
@@ -239,6 +265,10 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
         );
         expect(await counts("bk2")).toEqual(expected);
         await waitFor("bk1 streaming from bk2", () => streaming("bk2", "bk1"), 60_000, 250);
-        for (const s of SERVERS) expect(ls(s, DATA).filter((n) => n.startsWith("pgdata.before-restore-")), s).toHaveLength(2);
+        for (const s of SERVERS)
+            expect(
+                ls(s, DATA).filter((n) => n.startsWith("pgdata.before-restore-")),
+                s,
+            ).toHaveLength(2);
     });
 });

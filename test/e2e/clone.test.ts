@@ -28,7 +28,12 @@ const CLONE_PASSWORDS = {
  * (Pulumi.labclone.yaml: servers, network, cloneFrom) and its own passwords.
  */
 function cloneEngine(verb: "up" | "destroy", extra: string[] = []): string {
-    ensureStack(workspace, CLONE.stack, { "pgha:superuserPassword": CLONE_PASSWORDS.superuserPassword, "pgha:replicatorPassword": CLONE_PASSWORDS.replicatorPassword }, SOURCE.stack);
+    ensureStack(
+        workspace,
+        CLONE.stack,
+        { "pgha:superuserPassword": CLONE_PASSWORDS.superuserPassword, "pgha:replicatorPassword": CLONE_PASSWORDS.replicatorPassword },
+        SOURCE.stack,
+    );
     const r = engine(verb, CLONE.stack, workspace, extra);
     const out = r.stdout + r.stderr;
     for (const secret of Object.values(CLONE_PASSWORDS)) if (out.includes(secret)) throw new Error("the CLI's output shows a clone password in plaintext");
@@ -52,7 +57,16 @@ function sh(server: string, script: string): string {
 /** Every file of a volume with its size, mode, mtime and checksum, read by a one-off read-only container. */
 function volumeFingerprint(engine: string, volume: string): string {
     return docker(engine, [
-        "run", "--rm", "--network", "none", "-v", `${volume}:/v:ro`, "--entrypoint", "/bin/sh", "pgha-postgres:15-lab", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        `${volume}:/v:ro`,
+        "--entrypoint",
+        "/bin/sh",
+        "pgha-postgres:15-lab",
+        "-c",
         "cd /v && find . -printf '%p %s %m %T@\\n' | sort && find . -type f -exec md5sum {} + | sort -k2",
     ]);
 }
@@ -92,7 +106,9 @@ describe("a new stack cloned from another stack's backup and archive (labclone f
     it("starts with the source's data up to its archived WAL, on a timeline of its own, with its own passwords", async () => {
         await query("bk1", "create table origin (id serial primary key, note text)");
         await query("bk1", "insert into origin (note) values ('before the backup')");
-        await phase("clone: backup clonesrc on bk2 (the source)", () => mustEngine("up", SOURCE.stack, sourceState, ["--set", 'pgha:backup={"id":"clonesrc","server":"bk2"}']));
+        await phase("clone: backup clonesrc on bk2 (the source)", () =>
+            mustEngine("up", SOURCE.stack, sourceState, ["--set", 'pgha:backup={"id":"clonesrc","server":"bk2"}']),
+        );
         await query("bk1", "insert into origin (note) values ('after the backup, archived')");
         const [{ walfile }] = await query("bk1", "select pg_walfile_name(pg_switch_wal()) as walfile");
         await waitFor(`${walfile} in bk2's archive`, () => sh("bk2", "ls /var/lib/pgha/archive/wal").split("\n").includes(walfile), 60_000, 250);
@@ -100,13 +116,13 @@ describe("a new stack cloned from another stack's backup and archive (labclone f
 
         // Nothing may write into the source's archive volume: PostgreSQL on bk2 is held (its own
         // archiver stopped) so that the volume can be compared byte for byte.
-        sh("bk2", "/etc/pgha/entrypoint.sh hold");
+        sh("bk2", "/etc/pgha/entrypoint.sh restore hold");
         const before = volumeFingerprint(ENGINES["node-b"], "bk2-archive");
         try {
             await phase("clone: apply the labclone stack (cloneFrom bk2-archive / clonesrc)", () => cloneEngine("up"));
         } finally {
             const after = volumeFingerprint(ENGINES["node-b"], "bk2-archive");
-            sh("bk2", "/etc/pgha/entrypoint.sh resume");
+            sh("bk2", "/etc/pgha/entrypoint.sh restore resume");
             expect(after, "the source archive volume changed").toBe(before);
         }
 

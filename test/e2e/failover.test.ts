@@ -64,7 +64,7 @@ async function engine(verb: "up" | "preview" | "destroy", extra: string[] = []):
     } catch (e) {
         // What swarm says about the servers' tasks, and the last words of the containers of tasks
         // that ended: the cause of a failed service update is there, not in the provider's error.
-        throw new Error(`${(e as Error).message}\n--- swarm's view ---\n${SERVERS.map(taskReport).join("\n")}`);
+        throw new Error(`${(e as Error).message}\n--- swarm's view ---\n${SERVERS.map(taskReport).join("\n")}`, { cause: e });
     }
 }
 
@@ -76,13 +76,19 @@ function taskReport(service: string): string {
     };
     lines.push(sh(["service", "ps", "--no-trunc", service]));
     for (const task of sh(["service", "ps", "-q", "--no-trunc", service]).split("\n").filter(Boolean)) {
-        const info = sh(["inspect", "--format", "{{.NodeID}} {{.Status.State}} {{.Status.Err}} {{.Status.ContainerStatus.ContainerID}} {{.Status.ContainerStatus.ExitCode}}", task]);
+        const info = sh([
+            "inspect",
+            "--format",
+            "{{.NodeID}} {{.Status.State}} {{.Status.Err}} {{.Status.ContainerStatus.ContainerID}} {{.Status.ContainerStatus.ExitCode}}",
+            task,
+        ]);
         lines.push(`task ${task}: ${info}`);
         const container = info.split(" ")[3];
         if (container && /^[0-9a-f]{12,}$/.test(container)) {
             for (const engineHost of Object.values(ENGINES)) {
                 const r = spawnSync("docker", ["-H", engineHost, "logs", "--tail", "15", container], { encoding: "utf8" });
-                if (r.status === 0) lines.push(`  logs of ${container.slice(0, 12)} (${engineHost}):\n${`${r.stdout}${r.stderr}`.trim().replace(/^/gm, "    ")}`);
+                if (r.status === 0)
+                    lines.push(`  logs of ${container.slice(0, 12)} (${engineHost}):\n${`${r.stdout}${r.stderr}`.trim().replace(/^/gm, "    ")}`);
             }
         }
     }
@@ -98,14 +104,21 @@ async function planned(extra: string[]): Promise<string[]> {
 async function lab(...args: string[]): Promise<void> {
     const r = await run("sh", ["scripts/lab.sh", ...args], process.env, 300_000);
     const out = `${r.stdout}${r.stderr}`.trim();
-    console.log(out.split("\n").map((l) => `[e2e]   ${l}`).join("\n"));
+    console.log(
+        out
+            .split("\n")
+            .map((l) => `[e2e]   ${l}`)
+            .join("\n"),
+    );
     if (r.status !== 0) throw new Error(`scripts/lab.sh ${args.join(" ")} failed (${r.status}):\n${out}`);
 }
 
 /** Prints what the operations said in an engine run (the proof's log). */
 function show(what: string, r: Run, ...commands: string[]): void {
     for (const c of commands) {
-        const lines = opLines(r, c).split("\n").filter((l) => l && !/^pgha: \w+: pg_(basebackup|rewind): +\d+\/\d+ kB/.test(l));
+        const lines = opLines(r, c)
+            .split("\n")
+            .filter((l) => l && !/^pgha: \w+: pg_(basebackup|rewind): +\d+\/\d+ kB/.test(l));
         console.log(lines.map((l) => `[e2e]   ${what} ${c} | ${l}`).join("\n"));
     }
 }
@@ -146,7 +159,12 @@ async function present(server: string, ids: number[]): Promise<Set<number>> {
 /** Waits until `standby` has replayed everything `primary` has written so far. */
 async function caughtUp(primary: string, standby: string): Promise<void> {
     const [{ lsn }] = await query(primary, "SELECT pg_current_wal_lsn()::text AS lsn");
-    await waitFor(`${standby} replaying ${lsn}`, async () => (await query(standby, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok", [lsn]))[0].ok, 60_000, 100);
+    await waitFor(
+        `${standby} replaying ${lsn}`,
+        async () => (await query(standby, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok", [lsn]))[0].ok,
+        60_000,
+        100,
+    );
 }
 
 /** Every ≤ 20 ms: which servers are writable, among those that answered within the last 100 ms. */
@@ -172,7 +190,15 @@ class Watch {
         while (this.running) {
             try {
                 if (!c) {
-                    c = new Client({ ...ENDPOINTS[server], user: "postgres", password: PASSWORDS.superuserPassword, database: "postgres", connectionTimeoutMillis: 500, query_timeout: 300, keepAlive: true });
+                    c = new Client({
+                        ...ENDPOINTS[server],
+                        user: "postgres",
+                        password: PASSWORDS.superuserPassword,
+                        database: "postgres",
+                        connectionTimeoutMillis: 500,
+                        query_timeout: 300,
+                        keepAlive: true,
+                    });
                     c.on("error", () => undefined);
                     await c.connect();
                 }
@@ -223,7 +249,10 @@ class Watch {
 const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
 // Through both published ports; a connection to a node that is gone fails within 1 s (no RST
 // comes from a dead node: without tcp_user_timeout a commit would wait for TCP's own timeout).
-const WRITER_CONNINFO = multiHostConninfo(SERVERS, "target_session_attrs=read-write tcp_user_timeout=1000 keepalives_idle=1 keepalives_interval=1 keepalives_count=1");
+const WRITER_CONNINFO = multiHostConninfo(
+    SERVERS,
+    "target_session_attrs=read-write tcp_user_timeout=1000 keepalives_idle=1 keepalives_interval=1 keepalives_count=1",
+);
 
 let writer: Writer | undefined;
 let watch: Watch | undefined;
@@ -258,7 +287,12 @@ async function loseNodeB(lagCommits: number): Promise<{ ackedBefore: number; tFa
     // fo1 falls behind: its WAL receiver stops (primary_conninfo emptied and reloaded).
     await query("fo1", "ALTER SYSTEM SET primary_conninfo = ''");
     await query("fo1", "SELECT pg_reload_conf()");
-    await waitFor("fo1's WAL receiver to stop", async () => Number((await query("fo1", "SELECT count(*) AS n FROM pg_stat_wal_receiver"))[0].n) === 0, 15_000, 20);
+    await waitFor(
+        "fo1's WAL receiver to stop",
+        async () => Number((await query("fo1", "SELECT count(*) AS n FROM pg_stat_wal_receiver"))[0].n) === 0,
+        15_000,
+        20,
+    );
     const lagFrom = writer!.count;
     await waitFor(`${lagCommits} commits on fo2 only`, () => writer!.count >= lagFrom + lagCommits, 15_000, 5);
 
@@ -347,7 +381,9 @@ async function checkFailoverData(acked: number[], ackedBefore: number): Promise<
     const kept = before.filter((id) => onFo1.has(id));
     const last = Math.max(...kept);
     const lost = before.filter((id) => !onFo1.has(id));
-    console.log(`[e2e] failover: ${kept.length} of the ${before.length} commits acknowledged before it are on fo1, ${lost.length} lost (acknowledged by fo2 after the last one fo1 received)`);
+    console.log(
+        `[e2e] failover: ${kept.length} of the ${before.length} commits acknowledged before it are on fo1, ${lost.length} lost (acknowledged by fo2 after the last one fo1 received)`,
+    );
     // every commit acknowledged up to the last one fo1 received is there; only later ones are lost
     expect(lost.every((id) => id > last)).toBe(true);
     return lost;
@@ -429,9 +465,18 @@ describe("failover, fencing and rejoin by `pulumi up`", () => {
 
         // The WAL pg_rewind reads on fo2 is gone (as when an old primary ran on long enough to
         // recycle it): stop fo2 (held, as an operation does) and remove its WAL segments.
-        const sabotage = await run("docker", ["-H", ENGINES["node-b"], "exec", "-u", "postgres", container, "sh", "-c",
+        const sabotage = await run("docker", [
+            "-H",
+            ENGINES["node-b"],
+            "exec",
+            "-u",
+            "postgres",
+            container,
+            "sh",
+            "-c",
             "touch /dev/shm/pgha/hold && pg_ctl stop -D /var/lib/pgha/data/pgdata -m fast -w >/dev/null && " +
-            "find /var/lib/pgha/data/pgdata/pg_wal -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -print -delete"]);
+                "find /var/lib/pgha/data/pgdata/pg_wal -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -print -delete",
+        ]);
         expect(sabotage.status, sabotage.stderr).toBe(0);
         expect(sabotage.stdout.trim().split("\n").length).toBeGreaterThan(0);
         const rejoin = await phase("rejoin without the WAL pg_rewind needs: a fresh copy", () => engine("up", config("fo1", [])));
@@ -451,7 +496,9 @@ describe("failover, fencing and rejoin by `pulumi up`", () => {
         const more = writer.count;
         await waitFor("more commits on fo1", () => writer!.count >= more + 30, 30_000, 10);
         const { report, watch: w } = await stopTraffic();
-        console.log(`[e2e] ${report.acked.length} commits acknowledged, ${report.inDoubt} in doubt; ${w.samples} samples (longest interval ${w.maxIntervalMs} ms), ${w.twoWritable.length} with two writable servers`);
+        console.log(
+            `[e2e] ${report.acked.length} commits acknowledged, ${report.inDoubt} in doubt; ${w.samples} samples (longest interval ${w.maxIntervalMs} ms), ${w.twoWritable.length} with two writable servers`,
+        );
         const lost = await checkFailoverData(report.acked, ackedBefore);
         expect(lost.length).toBeGreaterThanOrEqual(10);
         const afterFailover = report.acked.slice(ackedBefore);

@@ -178,7 +178,15 @@ export function stackExport(stack: string, state: string): string {
 
 export async function connect(server: string, database = "postgres"): Promise<Client> {
     const { host, port } = ENDPOINTS[server];
-    const client = new Client({ host, port, user: "postgres", password: PASSWORDS.superuserPassword, database, connectionTimeoutMillis: 5000, query_timeout: 15_000 });
+    const client = new Client({
+        host,
+        port,
+        user: "postgres",
+        password: PASSWORDS.superuserPassword,
+        database,
+        connectionTimeoutMillis: 5000,
+        query_timeout: 15_000,
+    });
     client.on("error", () => undefined); // a server going away between statements: the next one fails
     await client.connect();
     return client;
@@ -194,7 +202,12 @@ export async function query<T = any>(server: string, sql: string, params: unknow
 }
 
 /** Polls `probe` every `everyMs` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+export async function waitFor<T>(
+    what: string,
+    probe: () => Promise<T | undefined | false> | T | undefined | false,
+    timeoutMs = 60_000,
+    everyMs = 250,
+): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     for (;;) {
@@ -226,7 +239,15 @@ export function cleanLab(servers: string[], network: string): void {
     for (const engineHost of Object.values(ENGINES)) {
         while (Date.now() < deadline) {
             const ids = execFileSync("docker", ["-H", engineHost, "ps", "-aq", "--filter", "label=com.docker.swarm.service.name"], { encoding: "utf8" }).trim();
-            const ours = ids ? ids.split("\n").filter((id) => servers.includes(execFileSync("docker", ["-H", engineHost, "inspect", "-f", '{{index .Config.Labels "com.docker.swarm.service.name"}}', id], { encoding: "utf8" }).trim())) : [];
+            const ours = ids
+                ? ids.split("\n").filter((id) =>
+                      servers.includes(
+                          execFileSync("docker", ["-H", engineHost, "inspect", "-f", '{{index .Config.Labels "com.docker.swarm.service.name"}}', id], {
+                              encoding: "utf8",
+                          }).trim(),
+                      ),
+                  )
+                : [];
             if (ours.length === 0) break;
             spawnSync("docker", ["-H", engineHost, "rm", "-f", ...ours]);
         }
@@ -246,5 +267,9 @@ export function cleanLab(servers: string[], network: string): void {
 /** Runs psql in a one-off container attached to the cluster network; the password goes on stdin. */
 export function psqlOnNetwork(network: string, image: string, conninfo: string, sql: string): string {
     const script = 'read -r PGPASSWORD; PGUSER=postgres; export PGPASSWORD PGUSER; exec psql -X -At -d "$1" -c "$2"';
-    return docker(ENGINES["node-a"], ["run", "--rm", "-i", "--network", network, "--entrypoint", "/bin/sh", image, "-c", script, "sh", conninfo, sql], `${PASSWORDS.superuserPassword}\n`);
+    return docker(
+        ENGINES["node-a"],
+        ["run", "--rm", "-i", "--network", network, "--entrypoint", "/bin/sh", image, "-c", script, "sh", conninfo, sql],
+        `${PASSWORDS.superuserPassword}\n`,
+    );
 }

@@ -46,7 +46,9 @@ describe("npm run up (the dev stack)", () => {
         expect(r.out).toMatch(/generated pgha:superuserPassword/);
         expect(r.out).toMatch(/generated pgha:replicatorPassword/);
         expect(r.out).toMatch(/^Resources:\n\s+\+ \d+ created$/m);
-        passwords = ["superuserPassword", "replicatorPassword"].map((k) => mustPulumi(workspace, "dev", ["config", "get", `pgha:${k}`, "--stack", "dev"]).stdout.trim());
+        passwords = ["superuserPassword", "replicatorPassword"].map((k) =>
+            mustPulumi(workspace, "dev", ["config", "get", `pgha:${k}`, "--stack", "dev"]).stdout.trim(),
+        );
         for (const p of passwords) {
             expect(p.length).toBeGreaterThanOrEqual(8);
             expect(r.out.includes(p), "a generated password in the output").toBe(false);
@@ -56,10 +58,25 @@ describe("npm run up (the dev stack)", () => {
         expect(stackFile).toMatch(/pgha:superuserPassword:\n\s+secure: /);
         for (const p of passwords) expect(stackFile.includes(p)).toBe(false);
         const pg1 = docker(ENGINES["node-a"], ["ps", "-q", "--filter", "label=com.docker.swarm.service.name=pg1"]);
-        await waitFor("pg2 streaming from pg1", () => {
-            const out = docker(ENGINES["node-a"], ["exec", "-u", "postgres", pg1, "psql", "-h", "/var/run/postgresql", "-XAtc", "select state from pg_stat_replication where application_name = 'pg2'"]);
-            return out === "streaming";
-        }, 120_000, 500);
+        await waitFor(
+            "pg2 streaming from pg1",
+            () => {
+                const out = docker(ENGINES["node-a"], [
+                    "exec",
+                    "-u",
+                    "postgres",
+                    pg1,
+                    "psql",
+                    "-h",
+                    "/var/run/postgresql",
+                    "-XAtc",
+                    "select state from pg_stat_replication where application_name = 'pg2'",
+                ]);
+                return out === "streaming";
+            },
+            120_000,
+            500,
+        );
     });
 
     it("changes nothing the second time", async () => {

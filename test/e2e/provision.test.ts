@@ -5,7 +5,23 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { changes, parsePreview, tracedPulumi } from "./pulumi";
-import { cleanLab, connect, containerOf, docker, engine, engineAsync, ENGINES, mustEngine, PASSWORDS, phase, psqlOnNetwork, query, stackExport, stateFile, waitFor } from "./lab";
+import {
+    cleanLab,
+    connect,
+    containerOf,
+    docker,
+    engine,
+    engineAsync,
+    ENGINES,
+    mustEngine,
+    PASSWORDS,
+    phase,
+    psqlOnNetwork,
+    query,
+    stackExport,
+    stateFile,
+    waitFor,
+} from "./lab";
 
 const STACK = "lab";
 const NETWORK = "pgha_lab";
@@ -28,7 +44,12 @@ beforeAll(async () => {
     upOutput = r.stderr;
     // The bootstrap Command waits until pg2 streams; the services' health is the last thing to come.
     await phase("both servers accept connections", () =>
-        waitFor("pg1 and pg2 to accept connections", async () => (await query("pg1", "select 1 as ok"))[0].ok === 1 && (await query("pg2", "select 1 as ok"))[0].ok === 1, 120_000, 500),
+        waitFor(
+            "pg1 and pg2 to accept connections",
+            async () => (await query("pg1", "select 1 as ok"))[0].ok === 1 && (await query("pg2", "select 1 as ok"))[0].ok === 1,
+            120_000,
+            500,
+        ),
     );
 }, 900_000);
 
@@ -41,12 +62,19 @@ afterAll(async () => {
 
 describe("the lab stack on a real two-node swarm", () => {
     it("runs pg1 on node-a and pg2 on node-b", () => {
-        expect(docker(ENGINES["node-a"], ["service", "ps", "pg1", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"])).toMatch(/^node-a Running/);
-        expect(docker(ENGINES["node-a"], ["service", "ps", "pg2", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"])).toMatch(/^node-b Running/);
+        expect(docker(ENGINES["node-a"], ["service", "ps", "pg1", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"])).toMatch(
+            /^node-a Running/,
+        );
+        expect(docker(ENGINES["node-a"], ["service", "ps", "pg2", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"])).toMatch(
+            /^node-b Running/,
+        );
     });
 
     it("keeps each server's data and archive volume on its own node", () => {
-        for (const [server, node, other] of [["pg1", "node-a", "node-b"], ["pg2", "node-b", "node-a"]]) {
+        for (const [server, node, other] of [
+            ["pg1", "node-a", "node-b"],
+            ["pg2", "node-b", "node-a"],
+        ]) {
             for (const kind of ["data", "archive"]) {
                 expect(docker(ENGINES[node], ["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", `${server}-${kind}`])).toBe(`${server}-${kind} local`);
                 expect(() => docker(ENGINES[other], ["volume", "inspect", `${server}-${kind}`])).toThrow();
@@ -83,7 +111,8 @@ describe("the lab stack on a real two-node swarm", () => {
         const bootstrap = resources.find((r) => r.type === "command:local:Command" && r.urn.endsWith("::pg2-bootstrap"));
         expect(bootstrap, "the pg2-bootstrap Command in the state").toBeTruthy();
         expect(bootstrap!.inputs.environment[SECRET_SIG]).toBe("1b47061264138c4ac30d75fd1eb44270");
-        for (const key of ["stdout", "stderr", "environment"]) expect(bootstrap!.outputs[key]?.[SECRET_SIG], `pg2-bootstrap output ${key} is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
+        for (const key of ["stdout", "stderr", "environment"])
+            expect(bootstrap!.outputs[key]?.[SECRET_SIG], `pg2-bootstrap output ${key} is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
         const secrets = resources.filter((r) => r.type === "docker:index/secret:Secret");
         expect(secrets.length).toBe(2);
         for (const r of secrets) expect(r.inputs.data[SECRET_SIG], `${r.urn} data is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
@@ -94,7 +123,10 @@ describe("the lab stack on a real two-node swarm", () => {
         expect(result.status, log.slice(-3000)).toBe(0);
         const outside = connects.filter((c) => !/^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/.test(c) && !c.startsWith("unix:"));
         expect(outside, "connections to addresses other than loopback and unix sockets").toEqual([]);
-        expect(connects.some((c) => c === "unix:/var/run/docker-b.sock"), "the docker provider reached node-b's engine").toBe(true);
+        expect(
+            connects.some((c) => c === "unix:/var/run/docker-b.sock"),
+            "the docker provider reached node-b's engine",
+        ).toBe(true);
         // and none was planned: no update check, no plugin download, no cloud backend
         expect(log).not.toMatch(/api\.pulumi\.com|get\.pulumi\.com|github\.com\/pulumi|downloading plugin|checking for (a )?new version/i);
         // (The log itself is not checked for passwords: at -v=9 Pulumi's engine logs every RPC
@@ -133,8 +165,19 @@ describe("the lab stack on a real two-node swarm", () => {
 
     it("archives WAL segments into both servers' archive volumes", async () => {
         const [{ walfile }] = await query("pg1", "select pg_walfile_name(pg_switch_wal()) as walfile");
-        for (const [server, node] of [["pg1", "node-a"], ["pg2", "node-b"]]) {
-            await waitFor(`${walfile} in ${server}'s archive`, () => docker(ENGINES[node], ["exec", containerOf(server, node), "ls", "/var/lib/pgha/archive/wal"]).split("\n").includes(walfile), 60_000, 500);
+        for (const [server, node] of [
+            ["pg1", "node-a"],
+            ["pg2", "node-b"],
+        ]) {
+            await waitFor(
+                `${walfile} in ${server}'s archive`,
+                () =>
+                    docker(ENGINES[node], ["exec", containerOf(server, node), "ls", "/var/lib/pgha/archive/wal"])
+                        .split("\n")
+                        .includes(walfile),
+                60_000,
+                500,
+            );
         }
         const archiver = await query("pg1", "select failed_count from pg_stat_archiver");
         expect(Number(archiver[0].failed_count)).toBe(0);
@@ -169,7 +212,12 @@ describe("the lab stack on a real two-node swarm", () => {
         expect(docker(ENGINES["node-b"], ["volume", "inspect", "-f", "{{.Name}}", "pg2-data"])).toBe("pg2-data");
         await phase("re-apply after the refused destroy", () => engineAsync("up", STACK, state));
         await waitFor("pg1 back with its data", async () => (await query("pg1", "select v from e2e_protected"))[0]?.v === "still here", 120_000, 500);
-        await waitFor("pg2 back and streaming", async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming", 120_000, 500);
+        await waitFor(
+            "pg2 back and streaming",
+            async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming",
+            120_000,
+            500,
+        );
         expect((await query("pg2", "select v from e2e_protected"))[0].v).toBe("still here");
     });
 
@@ -183,7 +231,12 @@ describe("the lab stack on a real two-node swarm", () => {
         expect(docker(ENGINES["node-b"], ["volume", "inspect", "-f", "{{.Name}}", "pg2-data"])).toBe("pg2-data");
         await phase("re-apply onto the kept volumes", () => engineAsync("up", STACK, state));
         await waitFor("pg1 back", async () => (await query("pg1", "select v from e2e_keep"))[0]?.v === "kept", 120_000, 500);
-        await waitFor("pg2 back and streaming", async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming", 120_000, 500);
+        await waitFor(
+            "pg2 back and streaming",
+            async () => (await query("pg1", "select state from pg_stat_replication where application_name = 'pg2'"))[0]?.state === "streaming",
+            120_000,
+            500,
+        );
         expect((await query("pg2", "select v from e2e_keep"))[0].v).toBe("kept");
         expect((await query("pg2", "select pg_is_in_recovery() as r"))[0].r).toBe(true);
     });

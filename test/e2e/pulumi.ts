@@ -219,7 +219,9 @@ export function typeOf(urn: string): string {
  */
 export function commandLog(output: string, name: string): string[] {
     const out: string[] = [];
-    const progress = new RegExp(`^ ?\\S{0,2}\\s+command:local:Command ${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} [a-z ]+ \\([\\d.]+m?s\\) (?:\\[diff: [^\\]]*\\](?:; )?)?(.*)$`);
+    const progress = new RegExp(
+        `^ ?\\S{0,2}\\s+command:local:Command ${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} [a-z ]+ \\([\\d.]+m?s\\) (?:\\[diff: [^\\]]*\\](?:; )?)?(.*)$`,
+    );
     for (const l of output.split("\n")) {
         const m = progress.exec(l);
         if (m && m[1] !== "" && out[out.length - 1] !== m[1]) out.push(m[1]);

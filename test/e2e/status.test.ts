@@ -59,7 +59,12 @@ beforeAll(async () => {
     const r = await phase("status: apply the labst stack from empty", () => mustEngine("up", STACK, state));
     fs.writeFileSync(outputsFile, r.stdout.slice(r.stdout.indexOf("{")));
     await phase("status: st2 streams from st1", () =>
-        waitFor("st2 streaming from st1", async () => (await query("st1", "select state from pg_stat_replication where application_name = 'st2'"))[0]?.state === "streaming", 120_000, 500),
+        waitFor(
+            "st2 streaming from st1",
+            async () => (await query("st1", "select state from pg_stat_replication where application_name = 'st2'"))[0]?.state === "streaming",
+            120_000,
+            500,
+        ),
     );
 }, 900_000);
 
@@ -82,10 +87,15 @@ describe("npm run status on the lab swarm", () => {
 
     it("exits 0 with st1 primary and st2 a standby streaming through its active slot", async () => {
         // The slot is active and the archivers have run a moment after streaming starts.
-        const run = await waitFor("status to report healthy", () => {
-            const r = status("--outputs", outputsFile, "--json");
-            return r.code === 0 ? r : undefined;
-        }, 60_000, 1000);
+        const run = await waitFor(
+            "status to report healthy",
+            () => {
+                const r = status("--outputs", outputsFile, "--json");
+                return r.code === 0 ? r : undefined;
+            },
+            60_000,
+            1000,
+        );
         console.log(`[e2e] status answered in ${run.ms} ms`);
         const report = json(run);
         expect(report).toMatchObject({ healthy: true, primary: "st1", declaredPrimary: "st1", findings: [] });
@@ -112,7 +122,12 @@ describe("npm run status on the lab swarm", () => {
         const st2 = containerOf("st2", "node-b");
         await phase("status: hold st2 and stop its PostgreSQL", () =>
             docker(ENGINES["node-b"], [
-                "exec", "-u", "postgres", st2, "/bin/sh", "-c",
+                "exec",
+                "-u",
+                "postgres",
+                st2,
+                "/bin/sh",
+                "-c",
                 `touch /dev/shm/pgha/hold && "$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)/pg_ctl" stop -D ${PGDATA} -m fast -w`,
             ]),
         );
@@ -133,13 +148,18 @@ describe("npm run status on the lab swarm", () => {
             // The service was not restarted meanwhile: the entrypoint holds PostgreSQL stopped.
             expect(containerOf("st2", "node-b")).toBe(st2);
         } finally {
-            docker(ENGINES["node-b"], ["exec", st2, "/bin/sh", "/etc/pgha/entrypoint.sh", "resume"]);
+            docker(ENGINES["node-b"], ["exec", st2, "/bin/sh", "/etc/pgha/entrypoint.sh", "restore", "resume"]);
         }
         const healthy = await phase("status: st2 released, healthy again", () =>
-            waitFor("status to report healthy again", () => {
-                const r = status("--outputs", outputsFile, "--json");
-                return r.code === 0 ? r : undefined;
-            }, 60_000, 500),
+            waitFor(
+                "status to report healthy again",
+                () => {
+                    const r = status("--outputs", outputsFile, "--json");
+                    return r.code === 0 ? r : undefined;
+                },
+                60_000,
+                500,
+            ),
         );
         expect(json(healthy)).toMatchObject({ healthy: true, primary: "st1" });
         expect(containerOf("st2", "node-b")).toBe(st2);

@@ -44,7 +44,12 @@ describe("planned switchover by `pulumi up`", () => {
         // what .github/workflows/pgha.yml comments on a pull request that changes pgha:primary
         setConfig(state, STACK, { "pgha:primary": "pg2" });
         try {
-            const r = spawnSync("sh", ["scripts/up.sh", "preview"], { cwd: projectDir(state), env: { ...cliEnv(state), PGHA_STACK: STACK }, encoding: "utf8", timeout: 600_000 });
+            const r = spawnSync("sh", ["scripts/up.sh", "preview"], {
+                cwd: projectDir(state),
+                env: { ...cliEnv(state), PGHA_STACK: STACK },
+                encoding: "utf8",
+                timeout: 600_000,
+            });
             const out = `${r.stdout}${r.stderr}`;
             expect(r.status, out.slice(-4000)).toBe(0);
             for (const secret of Object.values(PASSWORDS)) expect(out.includes(secret), "a password in the preview").toBe(false);
@@ -66,10 +71,14 @@ describe("planned switchover by `pulumi up`", () => {
         let sampled: Awaited<ReturnType<Sampler["stop"]>>;
         try {
             await waitFor("the writer's first commits", () => writer.count >= 20, 10_000, 20);
-            for (const [to, from] of [["pg2", "pg1"], ["pg1", "pg2"]]) {
+            for (const [to, from] of [
+                ["pg2", "pg1"],
+                ["pg1", "pg2"],
+            ]) {
                 const out = await phase(`switchover to ${to}`, () => engineAsync("up", STACK, state, swap(to)));
                 expect(out.stderr).toMatch(new RegExp(`switchover done: ${to} is primary`));
-                for (const l of out.stderr.split("\n").filter((x) => /stopped cleanly|writes were unavailable/.test(x))) console.log(`[e2e] ${l.replace(/^.*pgha switchover: /, "")}`);
+                for (const l of out.stderr.split("\n").filter((x) => /stopped cleanly|writes were unavailable/.test(x)))
+                    console.log(`[e2e] ${l.replace(/^.*pgha switchover: /, "")}`);
                 expect((await query(to, "SELECT pg_is_in_recovery() AS r"))[0].r).toBe(false);
                 expect((await query(from, "SELECT pg_is_in_recovery() AS r"))[0].r).toBe(true);
                 await waitFor(`${from} streaming from ${to}`, () => streaming(to, from), 60_000, 100);
@@ -89,14 +98,16 @@ describe("planned switchover by `pulumi up`", () => {
         // Every acknowledged commit is on the primary, and on the standby once it caught up.
         const c = await connect("pg1");
         try {
-            const { rows } = await c.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE id = ANY($1::bigint[]))::int AS acked FROM switch_writes", [report.acked]);
+            const { rows } = await c.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE id = ANY($1::bigint[]))::int AS acked FROM switch_writes", [
+                report.acked,
+            ]);
             expect(rows[0].acked).toBe(report.acked.length);
             expect(rows[0].n - report.acked.length).toBeLessThanOrEqual(report.inDoubt);
         } finally {
             await c.end();
         }
         expect(sampled.twoWritable).toBe(0);
-        expect(sampled.samples).toBeGreaterThan(seconds * 1000 / 20 / 2);
+        expect(sampled.samples).toBeGreaterThan((seconds * 1000) / 20 / 2);
         expect(report.gaps.length).toBeGreaterThanOrEqual(2); // the two swaps were felt, and measured
         // The swap itself re-created or restarted no service.
         expect([containerOf("pg1", "node-a"), containerOf("pg2", "node-b")]).toEqual(containers);
@@ -108,17 +119,30 @@ describe("planned switchover by `pulumi up`", () => {
         expect(parseInt(walfile.slice(0, 8), 16)).toBe(3);
         const history = `${walfile.slice(0, 8)}.history`;
         for (const server of ["pg1", "pg2"]) {
-            await waitFor(`${walfile} and ${history} archived by ${server}`, async () => {
-                const rows = await query(server, "SELECT count(*) FILTER (WHERE name = $1) AS w, count(*) FILTER (WHERE name = $2) AS h FROM pg_ls_dir('/var/lib/pgha/archive/wal') AS name", [walfile, history]);
-                return Number(rows[0].w) === 1 && Number(rows[0].h) === 1;
-            }, 60_000, 500);
+            await waitFor(
+                `${walfile} and ${history} archived by ${server}`,
+                async () => {
+                    const rows = await query(
+                        server,
+                        "SELECT count(*) FILTER (WHERE name = $1) AS w, count(*) FILTER (WHERE name = $2) AS h FROM pg_ls_dir('/var/lib/pgha/archive/wal') AS name",
+                        [walfile, history],
+                    );
+                    return Number(rows[0].w) === 1 && Number(rows[0].h) === 1;
+                },
+                60_000,
+                500,
+            );
             expect(Number((await query(server, "SELECT failed_count FROM pg_stat_archiver"))[0].failed_count)).toBe(0);
         }
     });
 
     it("leaves the primary's slot for the standby active, and the standby holding no WAL for its slot", async () => {
-        expect(await query("pg1", "SELECT slot_name, active, wal_status FROM pg_replication_slots")).toEqual([{ slot_name: "pg2", active: true, wal_status: "reserved" }]);
-        expect(await query("pg2", "SELECT slot_name, active, restart_lsn FROM pg_replication_slots")).toEqual([{ slot_name: "pg1", active: false, restart_lsn: null }]);
+        expect(await query("pg1", "SELECT slot_name, active, wal_status FROM pg_replication_slots")).toEqual([
+            { slot_name: "pg2", active: true, wal_status: "reserved" },
+        ]);
+        expect(await query("pg2", "SELECT slot_name, active, restart_lsn FROM pg_replication_slots")).toEqual([
+            { slot_name: "pg1", active: false, restart_lsn: null },
+        ]);
     });
 
     it("shows no drift on `pulumi refresh` after the switchovers, and no change in a preview after it", () => {

@@ -91,7 +91,10 @@ export class Sampler {
     private maxIntervalMs = 0;
     private done: Promise<void>;
 
-    constructor(private readonly servers: string[], private readonly everyMs = 10) {
+    constructor(
+        private readonly servers: string[],
+        private readonly everyMs = 10,
+    ) {
         this.done = this.loop();
     }
 
@@ -99,7 +102,13 @@ export class Sampler {
         let c = this.clients.get(server);
         try {
             if (!c) {
-                c = new PgClient({ ...ENDPOINTS[server], user: "postgres", password: PASSWORDS.superuserPassword, database: "postgres", connectionTimeoutMillis: 1000 });
+                c = new PgClient({
+                    ...ENDPOINTS[server],
+                    user: "postgres",
+                    password: PASSWORDS.superuserPassword,
+                    database: "postgres",
+                    connectionTimeoutMillis: 1000,
+                });
                 c.on("error", () => undefined);
                 await c.connect();
                 this.clients.set(server, c);

@@ -58,7 +58,10 @@ export async function runUnderMocks(
     const all: Record<string, string> = {};
     for (const [k, v] of Object.entries(config)) all[`pgha:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
     for (const [k, v] of Object.entries(secrets)) all[`pgha:${k}`] = v;
-    pulumi.runtime.setAllConfig(all, Object.keys(secrets).map((k) => `pgha:${k}`));
+    pulumi.runtime.setAllConfig(
+        all,
+        Object.keys(secrets).map((k) => `pgha:${k}`),
+    );
     const resources: DeclaredResource[] = [];
     await pulumi.runtime.setMocks(
         {
@@ -84,7 +87,10 @@ export async function runUnderMocks(
         resources,
         byName(name: string, type?: string) {
             const r = resources.find((x) => x.name === name && (type === undefined || x.type === type));
-            if (!r) throw new Error(`no resource named ${name}${type ? ` of type ${type}` : ""}; declared: ${resources.map((x) => `${x.type} ${x.name}`).join(", ")}`);
+            if (!r)
+                throw new Error(
+                    `no resource named ${name}${type ? ` of type ${type}` : ""}; declared: ${resources.map((x) => `${x.type} ${x.name}`).join(", ")}`,
+                );
             return r;
         },
         ofType(type: string) {

@@ -1,0 +1,81 @@
+#!/bin/sh
+# pgha server container entrypoint: PID 1 of every pgha server container, and the door to the
+# container side of every operation. A short dispatcher: each operation lives in a file of its
+# own beside this one, under the operation's name (the same name as its Pulumi Command, its
+# host-side script in scripts/operations/ and its page in docs/).
+#
+# Contract: docs/container.md. Every file of scripts/server/ is shipped to the service as a Docker
+# config in /etc/pgha/ (this one as /etc/pgha/entrypoint.sh); runs as root (or as the image's
+# user). Image-agnostic: official `postgres` images (Debian: gosu, Alpine: su-exec) and a plain
+# Debian rootfs with postgresql-15 (binaries in /usr/lib/postgresql/15/bin; setpriv).
+#
+# Usage:
+#   entrypoint.sh [run]                      the server (run.sh: PID-1 lifecycle)
+#   entrypoint.sh health                     the healthcheck (health.sh)
+#   entrypoint.sh wal archive|restore ...    archive_command / restore_command (wal.sh)
+#   entrypoint.sh instance ...               this server's role, timeline, replicas, slots
+#                                            (instance.sh: the one owner of that SQL)
+#   entrypoint.sh sql <statement>            run one statement on the local socket
+#   entrypoint.sh bootstrap                  copy the primary into an empty data volume
+#   entrypoint.sh switchover demote|promote|resume|undemote ...
+#   entrypoint.sh failover promote <seconds>
+#   entrypoint.sh rejoin <seconds>
+#   entrypoint.sh backup take|list|prune ...
+#   entrypoint.sh restore hold|resume|recover|reclone ...
+#   entrypoint.sh clone recover ...
+# The environment is described in lib.sh.
+set -eu
+
+# The files beside this one (PGHA_SERVER_DIR overrides, for tests).
+pgha_server_dir=${PGHA_SERVER_DIR:-$(cd "$(dirname "$0")" && pwd)}
+# shellcheck source=lib.sh
+. "$pgha_server_dir/lib.sh"
+# shellcheck source=instance.sh
+. "$pgha_server_dir/instance.sh"
+# shellcheck source=run.sh
+. "$pgha_server_dir/run.sh"
+# shellcheck source=health.sh
+. "$pgha_server_dir/health.sh"
+# shellcheck source=wal.sh
+. "$pgha_server_dir/wal.sh"
+# shellcheck source=bootstrap.sh
+. "$pgha_server_dir/bootstrap.sh"
+# shellcheck source=switchover.sh
+. "$pgha_server_dir/switchover.sh"
+# shellcheck source=failover.sh
+. "$pgha_server_dir/failover.sh"
+# shellcheck source=rejoin.sh
+. "$pgha_server_dir/rejoin.sh"
+# shellcheck source=backup.sh
+. "$pgha_server_dir/backup.sh"
+# shellcheck source=restore.sh
+. "$pgha_server_dir/restore.sh"
+# shellcheck source=clone.sh
+. "$pgha_server_dir/clone.sh"
+
+usage="entrypoint.sh [run | health | wal archive <path> <file> | wal restore <file> <path> | instance ... | sql <statement> | bootstrap | switchover demote|promote <seconds>|resume|undemote | failover promote <seconds> | rejoin <seconds> | backup take <label>|list|prune <wal|-> [label...] | restore hold|resume|recover <ts> <key> <seconds> [setting...]|reclone <ts> <seconds> | clone recover <ts> <key> <seconds>]"
+_op=${1:-run}
+[ $# -eq 0 ] || shift
+case $_op in
+run | postgres)
+	[ $# -eq 0 ] || die "usage: $usage"
+	run_server
+	;;
+health) health ;;
+wal) wal_cmd "$@" ;;
+instance) instance_cmd "$@" ;;
+sql)
+	[ $# -eq 1 ] || die "usage: entrypoint.sh sql <statement>"
+	find_pg_bin
+	find_pg_user
+	local_sql "$1"
+	;;
+bootstrap) bootstrap "$@" ;;
+switchover) switchover_cmd "$@" ;;
+failover) failover_cmd "$@" ;;
+rejoin) rejoin "$@" ;;
+backup) backup_cmd "$@" ;;
+restore) restore_cmd "$@" ;;
+clone) clone_cmd "$@" ;;
+*) die "unknown subcommand '$_op'; usage: $usage" ;;
+esac
