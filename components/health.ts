@@ -6,7 +6,8 @@
 // A cluster is healthy when every server answers, exactly one is primary (the one the stack
 // declares), every other server streams from it through its own active slot, no slot has lost or
 // is about to lose the WAL it needs, and no archiver is failing. The shell operations
-// (scripts/lib.sh) keep their own quick checks of single facts; this is the full check.
+// (scripts/operations/lib.sh, asking scripts/server/instance.sh) keep their own quick checks of
+// single facts; this is the full check (docs/status.md maps the two).
 
 /** What a server is, as far as this host can tell. */
 export type Role = "primary" | "standby" | "down" | "unknown";
@@ -367,7 +368,7 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
         error(
             "primary-count",
             null,
-            `more than one server is primary (${primaries.map((s) => s.name).join(", ")}): writes may go to any of them; stop all but one (docker exec <its container> /bin/sh /etc/pgha/entrypoint.sh demote)`,
+            `more than one server is primary (${primaries.map((s) => s.name).join(", ")}): writes may go to any of them; stop all but one (docker exec <its container> /bin/sh /etc/pgha/entrypoint.sh switchover demote)`,
         );
     } else if (primaries.length === 0) {
         const why =

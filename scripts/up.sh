@@ -23,7 +23,7 @@ case ${1:-} in up | preview | refresh | destroy) verb=$1; shift ;; esac
 remove_volumes=0
 if [ "$verb" = destroy ] && [ "${1:-}" = --volumes ]; then remove_volumes=1; shift; fi
 
-[ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: set pgha:servers and pgha:primary for stack $stack (README: Configuration reference)" >&2
+[ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: set pgha:servers and pgha:primary for stack $stack (docs/configuration.md)" >&2
 
 # (npm install, not npm ci: see scripts/test.sh)
 if [ ! -e node_modules/.package-lock.json ] || [ -n "$(find package-lock.json -newer node_modules/.package-lock.json)" ]; then

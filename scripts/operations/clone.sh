@@ -1,6 +1,6 @@
 #!/bin/sh
 # Operation "clone": the first primary of a new stack starts from a copy of another cluster's data
-# instead of initdb (pgha:cloneFrom). Run by the initialize Command (scripts/initialize.sh, once,
+# instead of initdb (pgha:cloneFrom). Run by the initialize Command (scripts/operations/initialize.sh, once,
 # when the stack is created and the primary's data volume is empty).
 #
 #  1. the source: a base backup in another stack's archive volume (pgha:cloneFrom.archiveVolume,
