@@ -13,7 +13,7 @@ pgha_op=${pgha_op:-$(basename "$0" .sh)}
 pgha_scripts=$(cd "$(dirname "$0")" && pwd)
 # The container side of every operation (shipped to the servers as Docker configs).
 pgha_server_files=$(cd "$pgha_scripts/../server" && pwd)
-# shellcheck source=scripts/operations/plan.sh
+# shellcheck source=plan.sh
 . "$pgha_scripts/plan.sh"
 
 log() { printf 'pgha %s: %s\n' "$pgha_op" "$*" >&2; }

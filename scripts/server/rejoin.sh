@@ -107,7 +107,7 @@ rewind_from() {
 # Prints one line: "streaming", "rewound" or "recloned <kept directory>".
 # On failure PostgreSQL stays held (stopped) and the next attempt starts over.
 
-# copy_aside DIRECTORY-SUFFIX: move the data directory aside (never deleted), then a fresh copy of
+# copy_aside: move the data directory aside (never deleted), then a fresh copy of
 # the primary (bootstrap.sh: copy_primary), started as a standby; waits until it streams.
 copy_aside() {
 	_aside=$PGHA_DATA_DIR/pgdata.before-rejoin-$(date -u +%Y%m%dT%H%M%SZ)
