@@ -28,14 +28,9 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v pg_co
     phase "PostgreSQL and libpq-dev installed"
 fi
 
-# npm packages, as pinned in package-lock.json. `npm install` and not `npm ci`: with these
-# machines' npm settings the lock file lists only this platform's optional packages (rollup's
-# native builds), which `npm ci` refuses as "out of sync"; `npm install` installs the locked
-# versions and leaves the lock file as it is.
-if [ ! -e node_modules/.package-lock.json ] || [ -n "$(find package-lock.json -newer node_modules/.package-lock.json)" ]; then
-    npm install --no-audit --no-fund
-    phase "npm packages installed"
-fi
+# npm packages, as pinned in package-lock.json (scripts/npm-install.sh says how and why).
+sh scripts/npm-install.sh
+phase "npm packages ready"
 
 
 status=0

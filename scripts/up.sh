@@ -25,10 +25,7 @@ if [ "$verb" = destroy ] && [ "${1:-}" = --volumes ]; then remove_volumes=1; shi
 
 [ -f Pulumi."$stack".yaml ] || echo "pgha: no Pulumi.$stack.yaml yet: set pgha:servers and pgha:primary for stack $stack (docs/configuration.md)" >&2
 
-# (npm install, not npm ci: see scripts/test.sh)
-if [ ! -e node_modules/.package-lock.json ] || [ -n "$(find package-lock.json -newer node_modules/.package-lock.json)" ]; then
-    npm install --no-audit --no-fund
-fi
+sh scripts/npm-install.sh
 sh scripts/toolchain.sh
 eval "$(sh scripts/toolchain.sh env)"
 # The local swarm (scripts/lab.sh) unless DOCKER_HOST names another manager to deploy to.
