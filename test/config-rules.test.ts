@@ -235,6 +235,17 @@ describe("postgresqlRule", () => {
             "pgha:postgresql.Work_Mem: unknown PostgreSQL parameter; did you mean work_mem? (remove it: pulumi config rm --path 'postgresql.Work_Mem')",
         ]);
     });
+    it("refuses the names every object has (constructor, toString, __proto__) as unknown parameters, never crashing", () => {
+        const raw = JSON.parse('{"postgresql": {"constructor": "x", "toString": 1, "__proto__": "y", "hasOwnProperty": true}}');
+        const { problems, draft } = check(postgresqlRule, raw, { servers: two });
+        expect(problems).toEqual(
+            ["constructor", "toString", "__proto__", "hasOwnProperty"].map(
+                (n) => `pgha:postgresql.${n}: unknown PostgreSQL parameter (remove it: pulumi config rm --path 'postgresql.${n}')`,
+            ),
+        );
+        expect(Object.keys(draft.postgresql)).toEqual([]);
+        expect(Object.getPrototypeOf(draft.postgresql)).toBe(Object.prototype);
+    });
     it("holds the replication parameters at their floor for the servers", () => {
         const three = [...two, { name: "pg3", node: "c" }];
         expect(check(postgresqlRule, { postgresql: { max_wal_senders: 4, max_replication_slots: "3" } }, { servers: three }).problems).toEqual([

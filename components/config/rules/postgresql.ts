@@ -30,7 +30,8 @@ export function postgresqlRule(raw: RawConfig, draft: Draft): string[] {
                     continue;
                 }
                 const custom = name.includes(".");
-                if (!custom && !(name in PG_PARAMETERS)) {
+                // Own keys only: `constructor`, `toString` or `__proto__` are names of every object, not parameters.
+                if (!custom && !Object.hasOwn(PG_PARAMETERS, name)) {
                     const lower = name.toLowerCase();
                     const hint = Object.keys(PG_PARAMETERS).find((p) => p.toLowerCase() === lower);
                     problems.push(
@@ -42,8 +43,8 @@ export function postgresqlRule(raw: RawConfig, draft: Draft): string[] {
                     problems.push(`${at}: must be a string, number or boolean`);
                     continue;
                 }
-                if (name in MANAGED_PARAMETERS) {
-                    const allowed = ALLOWED_MANAGED_VALUES[name];
+                if (Object.hasOwn(MANAGED_PARAMETERS, name)) {
+                    const allowed = Object.hasOwn(ALLOWED_MANAGED_VALUES, name) ? ALLOWED_MANAGED_VALUES[name] : undefined;
                     if (!allowed || !allowed.includes(String(value))) {
                         problems.push(
                             `${at}: managed by pgha and cannot be set here: ${MANAGED_PARAMETERS[name]} (remove it: pulumi config rm --path 'postgresql.${name}')`,
