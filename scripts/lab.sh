@@ -16,8 +16,9 @@
 #   node-a  swarm manager, in the host's network namespace, engine on unix:///var/run/docker.sock
 #   node-b  swarm worker, in network namespace pgha-nodeb, engine on unix:///var/run/docker-b.sock,
 #           reached over a veth pair: host end 192.168.77.1/24, namespace end 192.168.77.2/24
-#   image   pgha-postgres:$PGHA_PG_VERSION-lab (default 15) on both engines, built with debootstrap
-#           from Debian's mirror (there is no container registry here) and cached by recipe hash.
+#   image   pgha-postgres:$PGHA_PG_VERSION-lab (default 15; 17 and 18 too) on both engines, built
+#           with debootstrap from Debian's mirror (there is no container registry here) and cached
+#           by recipe hash. `PGHA_PG_VERSION=17 scripts/lab.sh image` adds another version's.
 #
 # Network rule: the lab only ever talks between the host, its namespace and its containers. So:
 #   - the namespace has no default route;
@@ -448,12 +449,21 @@ ensure_swarm() {
 # the PostgreSQL image
 #
 # >>> image recipe: this block and PG_VERSION are hashed; change either and the image is rebuilt.
-# A plain Debian bookworm with PostgreSQL and nothing pgha-specific (the entrypoint, the
-# configuration and the secrets arrive as Docker configs and secrets).
+# A plain Debian with PostgreSQL and nothing pgha-specific (the entrypoint, the configuration and
+# the secrets arrive as Docker configs and secrets), from the Debian release that ships that major
+# version: bookworm 15, trixie 17, testing 18.
+recipe_suite() {
+	case $PG_VERSION in
+	15) echo bookworm ;;
+	17) echo trixie ;;
+	18) echo testing ;;
+	*) return 1 ;;
+	esac
+}
 recipe_rootfs() { # recipe_rootfs DIR MIRROR
 	debootstrap --variant=minbase \
 		--include="postgresql-$PG_VERSION,postgresql-client-$PG_VERSION,procps" \
-		bookworm "$1" "$2"
+		"$(recipe_suite)" "$1" "$2"
 	# Debian creates a cluster "main" on install; pgha's entrypoint makes its own
 	rm -rf "$1/var/lib/postgresql/$PG_VERSION/main" "$1/etc/postgresql/$PG_VERSION/main"
 	# keep it small: no package caches, lists, docs, man pages, logs; no trace of the build host
@@ -500,7 +510,7 @@ build_rootfs() { # build_rootfs TARBALL
 	_dir=$LAB_CACHE/build.$$
 	_mirror=$(debian_mirror)
 	[ -n "$_mirror" ] || die "no Debian mirror for bookworm in this machine's apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d/): add one there, or set PGHA_LAB_MIRROR=<mirror URL>"
-	say "building the rootfs with debootstrap from $_mirror (log $LAB_LOG/debootstrap.log)"
+	say "building the rootfs with debootstrap from $_mirror, Debian $(recipe_suite) (log $LAB_LOG/debootstrap.log)"
 	unmount_under "$_dir"
 	rm -rf --one-file-system "$_dir"
 	mkdir -p "$_dir"
@@ -523,6 +533,7 @@ build_rootfs() { # build_rootfs TARBALL
 
 ensure_image() {
 	_t=$(now)
+	recipe_suite >/dev/null || die "PGHA_PG_VERSION=$PG_VERSION: the lab builds PostgreSQL 15 (Debian bookworm), 17 (trixie) or 18 (testing)"
 	if ! answers "$SOCK_A" || ! answers "$SOCK_B"; then die "the engines are not up: run scripts/lab.sh up"; fi
 	_hash=$(recipe_hash)
 	_tar=$LAB_CACHE/rootfs-pg$PG_VERSION-$_hash.tar

@@ -25,6 +25,9 @@ export const ENDPOINTS: Record<string, { host: string; port: number }> = {
     // Pulumi.labclone.yaml (test/e2e/clone.test.ts)
     cl1: { host: "127.0.0.1", port: 15462 },
     cl2: { host: "192.168.77.2", port: 15463 },
+    // Pulumi.lab17.yaml (test/e2e/versions.test.ts)
+    v1: { host: "127.0.0.1", port: 15492 },
+    v2: { host: "192.168.77.2", port: 15493 },
 };
 
 /** Random passwords for this run, given to the program as secret config. */

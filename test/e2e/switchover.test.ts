@@ -5,26 +5,20 @@
 // shows the switchover Command replaced and nothing else.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, containerOf, connect, engineAsync, mustEngine, PASSWORDS, phase, query, stateFile, waitFor } from "./lab";
+import { cleanLab, mustEngine, PASSWORDS, phase, query, stateFile, waitFor } from "./lab";
 import { spawnSync } from "child_process";
 import { changes, cliEnv, parsePreview, projectDir, resetConfig, setConfig } from "./pulumi";
-import { median, multiHostConninfo, Sampler, Writer } from "./traffic";
+import { streaming, swapThereAndBack } from "./swap";
 
 const STACK = "lab";
 const NETWORK = "pgha_lab";
 const state = stateFile("switchover");
 const swap = (primary: string) => ["--set", `pgha:primary=${JSON.stringify(primary)}`];
 
-async function streaming(primary: string, standby: string): Promise<boolean> {
-    const rows = await query(primary, "SELECT state FROM pg_stat_replication WHERE application_name = $1", [standby]);
-    return rows[0]?.state === "streaming";
-}
-
 beforeAll(async () => {
     await phase("clean leftovers of earlier runs", () => cleanLab(["pg1", "pg2"], NETWORK));
     await phase("apply the lab stack from empty", () => mustEngine("up", STACK, state));
     await waitFor("pg2 streaming from pg1", () => streaming("pg1", "pg2"), 120_000, 500);
-    await query("pg1", "CREATE TABLE IF NOT EXISTS switch_writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
 }, 900_000);
 
 afterAll(async () => {
@@ -63,54 +57,15 @@ describe("planned switchover by `pulumi up`", () => {
     });
 
     it("moves the primary to pg2 and back with no lost commit and never two writable servers", async () => {
-        const containers = [containerOf("pg1", "node-a"), containerOf("pg2", "node-b")];
-        const writer = new Writer(multiHostConninfo(["pg1", "pg2"]), "switch_writes");
-        const sampler = new Sampler(["pg1", "pg2"]);
-        const started = Date.now();
-        let report: Awaited<ReturnType<Writer["stop"]>>;
-        let sampled: Awaited<ReturnType<Sampler["stop"]>>;
-        try {
-            await waitFor("the writer's first commits", () => writer.count >= 20, 10_000, 20);
-            for (const [to, from] of [
-                ["pg2", "pg1"],
-                ["pg1", "pg2"],
-            ]) {
-                const out = await phase(`switchover to ${to}`, () => engineAsync("up", STACK, state, swap(to)));
-                expect(out.stderr).toMatch(new RegExp(`switchover done: ${to} is primary`));
-                for (const l of out.stderr.split("\n").filter((x) => /stopped cleanly|writes were unavailable/.test(x)))
-                    console.log(`[e2e] ${l.replace(/^.*pgha switchover: /, "")}`);
-                expect((await query(to, "SELECT pg_is_in_recovery() AS r"))[0].r).toBe(false);
-                expect((await query(from, "SELECT pg_is_in_recovery() AS r"))[0].r).toBe(true);
-                await waitFor(`${from} streaming from ${to}`, () => streaming(to, from), 60_000, 100);
-                const before = writer.count;
-                await waitFor("the writer committing on the new primary", () => writer.count >= before + 20, 30_000, 20);
-            }
-        } finally {
-            report = await writer.stop();
-            sampled = await sampler.stop();
-        }
-        const seconds = (Date.now() - started) / 1000;
-        console.log(
-            `[e2e] ${report.acked.length} commits acknowledged in ${seconds.toFixed(1)} s, ${report.inDoubt} in doubt; ` +
-                `write gaps > 50 ms: ${report.gaps.map((g) => g.ms).join(", ")} ms (median ${median(report.gaps.map((g) => g.ms))}); ` +
-                `${sampled.samples} samples, ${sampled.twoWritable} with two writable, longest sampling interval ${sampled.maxIntervalMs} ms`,
-        );
-        // Every acknowledged commit is on the primary, and on the standby once it caught up.
-        const c = await connect("pg1");
-        try {
-            const { rows } = await c.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE id = ANY($1::bigint[]))::int AS acked FROM switch_writes", [
-                report.acked,
-            ]);
-            expect(rows[0].acked).toBe(report.acked.length);
-            expect(rows[0].n - report.acked.length).toBeLessThanOrEqual(report.inDoubt);
-        } finally {
-            await c.end();
-        }
-        expect(sampled.twoWritable).toBe(0);
-        expect(sampled.samples).toBeGreaterThan((seconds * 1000) / 20 / 2);
-        expect(report.gaps.length).toBeGreaterThanOrEqual(2); // the two swaps were felt, and measured
-        // The swap itself re-created or restarted no service.
-        expect([containerOf("pg1", "node-a"), containerOf("pg2", "node-b")]).toEqual(containers);
+        await swapThereAndBack({
+            stack: STACK,
+            state,
+            servers: [
+                ["pg1", "node-a"],
+                ["pg2", "node-b"],
+            ],
+            table: "switch_writes",
+        });
     }, 600_000);
 
     it("keeps archiving on both servers across the swaps, with the timeline history archived", async () => {
