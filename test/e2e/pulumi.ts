@@ -185,6 +185,11 @@ export function parsePreview(stdout: string): { steps: PreviewStep[]; changeSumm
     return JSON.parse(stdout.slice(stdout.indexOf("{")));
 }
 
+/** The "Resources:" block a `pulumi up` or `refresh` prints at its end ("3 unchanged", "+ 2 created" ...), trimmed. */
+export function resourceSummary(output: string): string {
+    return (/^Resources:\n((?: +\S.*\n?)+)/m.exec(output)?.[1] ?? "").trim();
+}
+
 /**
  * What a preview changes, one line per resource: "replace pgha-switchover", "update pg2", ...
  * A replacement is planned as three steps (create-replacement, replace, delete-replaced): it is

@@ -18,7 +18,7 @@ import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanLab, containerOf, docker, ENDPOINTS, engineAsync, ENGINES, PASSWORDS, phase, query, stackExport, stateFile, waitFor } from "./lab";
-import { commandLog, ensureProject, parsePreview, type PreviewStep, pulumiAsync, resetConfig, ROOT, typeOf } from "./pulumi";
+import { commandLog, ensureProject, parsePreview, type PreviewStep, pulumiAsync, resetConfig, resourceSummary, ROOT, typeOf } from "./pulumi";
 
 /** The last release before the structure change (98d3b15): the program the stack is first deployed with. */
 const OLD_RELEASE = "98d3b1538a6383b1a4368d7f6c2640f7e8b89ffd";
@@ -161,11 +161,6 @@ async function streaming(): Promise<boolean> {
     return rows[0]?.state === "streaming";
 }
 
-/** The "Resources:" block of a `pulumi up`. */
-function summary(output: string): string {
-    return (/^Resources:\n((?: +\S.*\n?)+)/m.exec(output)?.[1] ?? "").trim();
-}
-
 const nameOf = (s: PreviewStep) => s.urn.split("::").pop() ?? s.urn;
 function reasons(s: PreviewStep): string {
     const out: string[] = [];
@@ -236,7 +231,7 @@ beforeAll(async () => {
     linkProgram(oldProgram);
     deployed = true;
     const r = await phase(`upgrade: deploy the labup stack with ${OLD_RELEASE.slice(0, 7)}`, () => engineAsync("up", STACK, state));
-    console.log(`[e2e] the old release's up: ${summary(r.stderr).replace(/\n\s*/g, ", ")}`);
+    console.log(`[e2e] the old release's up: ${resourceSummary(r.stderr).replace(/\n\s*/g, ", ")}`);
     await phase("upgrade: up2 streams from up1", () => waitFor("up2 streaming from up1", streaming, 120_000, 500));
     await query("up1", "create table upgrade_probe (id int primary key, note text not null)");
     await query("up1", "insert into upgrade_probe values (1, $1)", [ROW]);
@@ -293,7 +288,7 @@ describe(`upgrading a stack deployed with ${OLD_RELEASE.slice(0, 7)} to this che
             const lines = commandLog(r.stderr, name).map((l) => `    ${l}`);
             console.log(`[e2e] ${name} ran during the upgrade${lines.length ? `:\n${lines.join("\n")}` : " (it logged nothing)"}`);
         }
-        console.log(`[e2e] the upgrade's up: ${summary(r.stderr).replace(/\n\s*/g, ", ")}`);
+        console.log(`[e2e] the upgrade's up: ${resourceSummary(r.stderr).replace(/\n\s*/g, ", ")}`);
         await phase("upgrade: up2 streams from up1 again", () => waitFor("up2 streaming from up1 after the upgrade", streaming, 180_000, 500));
         expect(identity(), "the Docker objects after the upgrade").toEqual(before);
         const stateAfter = keptInState();
@@ -322,7 +317,7 @@ describe(`upgrading a stack deployed with ${OLD_RELEASE.slice(0, 7)} to this che
     it("changes nothing on a second `pulumi up`", async () => {
         expect(upgraded, "not run: the upgrade was not applied").toBe(true);
         const r = await phase("upgrade: pulumi up again", () => engineAsync("up", STACK, state));
-        expect(summary(r.stderr), r.stderr.slice(-3000)).toMatch(/^\d+ unchanged$/);
+        expect(resourceSummary(r.stderr), r.stderr.slice(-3000)).toMatch(/^\d+ unchanged$/);
         expect(identity()).toEqual(before);
     }, 600_000);
 });
