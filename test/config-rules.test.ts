@@ -17,9 +17,11 @@ import {
     networkRule,
     newDraft,
     postgresqlRule,
+    postgresVersionRule,
     primaryRule,
     replicationRule,
     restoreRule,
+    rollingRestartRule,
     Rule,
     RULES,
     serversRule,
@@ -43,9 +45,11 @@ describe("the rule list", () => {
             "keysRule",
             "networkRule",
             "imageRule",
+            "postgresVersionRule",
             "serversRule",
             "primaryRule",
             "lostRule",
+            "rollingRestartRule",
             "postgresqlRule",
             "replicationRule",
             "archiveRule",
@@ -61,7 +65,9 @@ describe("the rule list", () => {
             const { problems, draft } = check(rule, {}, { servers: [...two], primary: "pg1" });
             if (rule === serversRule || rule === primaryRule) expect(problems, rule.name).toHaveLength(1);
             else expect(problems, rule.name).toEqual([]);
-            expect(draft, rule.name).toEqual({ ...newDraft(), servers: two, primary: "pg1" });
+            // postgresVersionRule records what it reads from the default image's tag (postgres:15).
+            const recorded = rule === postgresVersionRule ? { postgresVersion: 15 } : {};
+            expect(draft, rule.name).toEqual({ ...newDraft(), servers: two, primary: "pg1", ...recorded });
         }
     });
 });
@@ -72,7 +78,7 @@ describe("keysRule", () => {
     });
     it("names an unknown key, the known ones and the fix", () => {
         expect(check(keysRule, { primay: "pg1" }).problems).toEqual([
-            "pgha:primay: unknown key; the keys are network, image, servers, primary, postgresql, replication, archive, clients, lost, backup, restore, cloneFrom, superuserPassword, replicatorPassword (remove it: pulumi config rm pgha:primay)",
+            "pgha:primay: unknown key; the keys are network, image, postgresVersion, servers, primary, postgresql, replication, archive, clients, lost, rollingRestart, backup, restore, cloneFrom, superuserPassword, replicatorPassword (remove it: pulumi config rm pgha:primay)",
         ]);
     });
     it("does not take an Object.prototype name for a key", () => {
@@ -120,6 +126,92 @@ describe("imageRule", () => {
         const { problems, draft } = check(imageRule, { image: "Postgres 15" });
         expect(problems).toEqual(["pgha:image: 'Postgres 15' is not an image reference; e.g. pulumi config set pgha:image registry.example.com/postgres:15"]);
         expect(draft.image).toBe("postgres:15");
+    });
+});
+
+describe("postgresVersionRule", () => {
+    const version = (raw: RawConfig) => check(postgresVersionRule, raw, { image: typeof raw.image === "string" ? raw.image : "postgres:15" });
+    it("reads the major version from the image's tag when it is not set", () => {
+        const images: [string, number][] = [
+            ["postgres:17", 17],
+            ["postgres:17.2", 17],
+            ["postgres:17-bookworm", 17],
+            ["postgres:17.2-alpine", 17],
+            ["pgha-postgres:15-lab", 15],
+            ["registry:5000/team/postgres:18", 18],
+            ["postgres:18beta3-trixie", 18],
+            ["postgres:17.2@sha256:" + "a".repeat(64), 17],
+            ["pgvector/pgvector:0.8.0-pg17", 17],
+            ["timescale/timescaledb:2.17.2-pg15", 15],
+        ];
+        for (const [image, major] of images)
+            expect(version({ image }), image).toEqual({ problems: [], draft: expect.objectContaining({ postgresVersion: major }) });
+        expect(check(postgresVersionRule, {}).draft.postgresVersion).toBe(15);
+    });
+    it("takes a set version as a number or a string of digits", () => {
+        expect(version({ image: "postgres:17", postgresVersion: 17 }).draft.postgresVersion).toBe(17);
+        expect(version({ image: "postgres:17", postgresVersion: "17" }).draft.postgresVersion).toBe(17);
+        expect(version({ image: "example.com/db:bookworm", postgresVersion: "18" }).draft.postgresVersion).toBe(18);
+    });
+    it("asks for the version when the tag names none: no tag, latest, a digest, a word, a port", () => {
+        const why: [string, string][] = [
+            ["postgres", "has no tag"],
+            ["postgres:latest", "has the tag 'latest', which names no version"],
+            ["postgres@sha256:" + "a".repeat(64), "is pinned by a digest, without a tag"],
+            ["postgres:bookworm", "has the tag 'bookworm', which does not start with a PostgreSQL major version"],
+            ["registry:5000/postgres", "has no tag"],
+            ["timescale/timescaledb:2.17.2", "has the tag '2.17.2', which does not start with a PostgreSQL major version"],
+        ];
+        for (const [image, reason] of why) {
+            const { problems, draft } = version({ image });
+            expect(problems, image).toEqual([
+                `pgha:postgresVersion: not set, and pgha:image '${image}' ${reason}, so the PostgreSQL major version cannot be read from it; set the major version the image runs (15, 17 or 18), e.g. pulumi config set pgha:postgresVersion 18`,
+            ]);
+            expect(draft.postgresVersion, image).toBeUndefined();
+        }
+        expect(version({ image: "postgres:latest", postgresVersion: 17 })).toEqual({ problems: [], draft: expect.objectContaining({ postgresVersion: 17 }) });
+    });
+    it("refuses a set version the tag disagrees with, naming both keys", () => {
+        expect(version({ image: "pgha-postgres:15-lab", postgresVersion: 17 }).problems).toEqual([
+            "pgha:postgresVersion: 17 disagrees with pgha:image 'pgha-postgres:15-lab', whose tag says PostgreSQL 15; make them agree: pulumi config set pgha:image pgha-postgres:17-lab (an image of PostgreSQL 17), or pulumi config set pgha:postgresVersion 15",
+        ]);
+        expect(check(postgresVersionRule, { postgresVersion: "18" }).problems).toEqual([
+            "pgha:postgresVersion: 18 disagrees with pgha:image 'postgres:15' (the default), whose tag says PostgreSQL 15; make them agree: pulumi config set pgha:image postgres:18 (an image of PostgreSQL 18), or pulumi config set pgha:postgresVersion 15",
+        ]);
+        const { problems, draft } = version({ image: "postgres:16.4-alpine@sha256:" + "b".repeat(64), postgresVersion: 17 });
+        expect(problems).toEqual([
+            `pgha:postgresVersion: 17 disagrees with pgha:image 'postgres:16.4-alpine@sha256:${"b".repeat(64)}', whose tag says PostgreSQL 16; make them agree: pulumi config set pgha:image postgres:17-alpine (an image of PostgreSQL 17)`,
+        ]);
+        expect(draft.postgresVersion).toBeUndefined();
+    });
+    it("refuses an unsupported version, naming the supported ones", () => {
+        expect(version({ image: "postgres:16", postgresVersion: 16 }).problems).toEqual([
+            "pgha:postgresVersion: PostgreSQL 16 is not supported; pgha supports 15, 17 and 18: pulumi config set pgha:postgresVersion 17 (with an image of that version in pgha:image)",
+        ]);
+        expect(version({ image: "postgres:14", postgresVersion: "14" }).problems).toEqual([
+            "pgha:postgresVersion: PostgreSQL 14 is not supported; pgha supports 15, 17 and 18: pulumi config set pgha:postgresVersion 15 (with an image of that version in pgha:image)",
+        ]);
+        expect(version({ image: "registry:5000/team/postgres:16-bookworm" }).problems).toEqual([
+            "pgha:image: 'registry:5000/team/postgres:16-bookworm' is PostgreSQL 16 by its tag, which pgha does not support (it supports 15, 17 and 18); run an image of one of them, e.g. pulumi config set pgha:image registry:5000/team/postgres:17-bookworm",
+        ]);
+        expect(version({ image: "postgres:14.12" }).problems).toEqual([
+            "pgha:image: 'postgres:14.12' is PostgreSQL 14 by its tag, which pgha does not support (it supports 15, 17 and 18); run an image of one of them, e.g. pulumi config set pgha:image postgres:15",
+        ]);
+    });
+    it("refuses what is no major version, a release included", () => {
+        expect(version({ image: "postgres:17", postgresVersion: "17.2" }).problems).toEqual([
+            "pgha:postgresVersion: '17.2' is a release, not a major version; give the major version alone: pulumi config set pgha:postgresVersion 17",
+        ]);
+        for (const bad of ["seventeen", true, "", [17], "v17"]) {
+            expect(version({ image: "postgres:17", postgresVersion: bad }).problems, String(bad)).toEqual([
+                `pgha:postgresVersion: '${String(bad)}' is not a PostgreSQL major version; set the major version the image runs (15, 17 or 18), e.g. pulumi config set pgha:postgresVersion 18`,
+            ]);
+        }
+    });
+    it("leaves a refused image to imageRule's problem", () => {
+        // imageRule did not record it: the draft still holds the default image.
+        expect(check(postgresVersionRule, { image: "Postgres 15" })).toEqual({ problems: [], draft: newDraft() });
+        expect(check(postgresVersionRule, { image: "Postgres 15", postgresVersion: 17 }).draft.postgresVersion).toBe(17);
     });
 });
 
@@ -215,6 +307,32 @@ describe("lostRule", () => {
     });
 });
 
+describe("rollingRestartRule", () => {
+    it("records where the primary is after a rolling restart, return by default", () => {
+        expect(check(rollingRestartRule, {}).draft.rollingRestart).toEqual({ primary: "return" });
+        expect(check(rollingRestartRule, { rollingRestart: {} }).draft.rollingRestart).toEqual({ primary: "return" });
+        expect(check(rollingRestartRule, { rollingRestart: { primary: "stay" } })).toEqual({
+            problems: [],
+            draft: { ...newDraft(), rollingRestart: { primary: "stay" } },
+        });
+    });
+    it("refuses a primary that is neither return nor stay", () => {
+        const { problems, draft } = check(rollingRestartRule, { rollingRestart: { primary: "back" } });
+        expect(problems).toEqual([
+            "pgha:rollingRestart.primary: 'back' is neither return nor stay; after a rolling restart, return switches the primary back to the server it was on, stay leaves it on the standby it moved to: pulumi config set --path 'rollingRestart.primary' return (or stay)",
+        ]);
+        expect(draft.rollingRestart).toEqual({ primary: "return" });
+    });
+    it("refuses unknown keys and what is no object", () => {
+        expect(check(rollingRestartRule, { rollingRestart: { primary: "stay", order: "standbys-first" } }).problems).toEqual([
+            "pgha:rollingRestart.order: unknown key; rollingRestart has primary",
+        ]);
+        expect(check(rollingRestartRule, { rollingRestart: "stay" }).problems).toEqual([
+            "pgha:rollingRestart: must be an object { primary: return | stay }; e.g. pulumi config set --path 'rollingRestart.primary' return",
+        ]);
+    });
+});
+
 describe("postgresqlRule", () => {
     it("records the parameters it accepts, wal_level logical included", () => {
         const { problems, draft } = check(
@@ -230,17 +348,37 @@ describe("postgresqlRule", () => {
             "pgha:postgresql.archive_timeout: managed by pgha and cannot be set here: use pgha:archive.timeout (remove it: pulumi config rm --path 'postgresql.archive_timeout')",
         ]);
     });
-    it("suggests the spelling of an unknown parameter", () => {
-        expect(check(postgresqlRule, { postgresql: { Work_Mem: "4MB" } }, { servers: two }).problems).toEqual([
-            "pgha:postgresql.Work_Mem: unknown PostgreSQL parameter; did you mean work_mem? (remove it: pulumi config rm --path 'postgresql.Work_Mem')",
+    it("suggests the spelling of an unknown parameter, naming the version", () => {
+        expect(check(postgresqlRule, { postgresql: { Work_Mem: "4MB" } }, { servers: two, postgresVersion: 17 }).problems).toEqual([
+            "pgha:postgresql.Work_Mem: PostgreSQL 17 has no parameter 'Work_Mem'; did you mean work_mem? (remove it: pulumi config rm --path 'postgresql.Work_Mem')",
+        ]);
+    });
+    it("checks the names against the configured version's parameters, naming the versions that have one", () => {
+        const raw = { postgresql: { summarize_wal: "on", old_snapshot_threshold: "1h", io_method: "worker" } };
+        expect(check(postgresqlRule, raw, { servers: two, postgresVersion: 15 }).problems).toEqual([
+            "pgha:postgresql.summarize_wal: PostgreSQL 15 has no parameter 'summarize_wal' (PostgreSQL 17 and 18 have it) (remove it: pulumi config rm --path 'postgresql.summarize_wal')",
+            "pgha:postgresql.io_method: PostgreSQL 15 has no parameter 'io_method' (PostgreSQL 18 has it) (remove it: pulumi config rm --path 'postgresql.io_method')",
+        ]);
+        const on17 = check(postgresqlRule, raw, { servers: two, postgresVersion: 17 });
+        expect(on17.problems).toEqual([
+            "pgha:postgresql.old_snapshot_threshold: PostgreSQL 17 has no parameter 'old_snapshot_threshold' (PostgreSQL 15 has it) (remove it: pulumi config rm --path 'postgresql.old_snapshot_threshold')",
+            "pgha:postgresql.io_method: PostgreSQL 17 has no parameter 'io_method' (PostgreSQL 18 has it) (remove it: pulumi config rm --path 'postgresql.io_method')",
+        ]);
+        expect(on17.draft.postgresql).toEqual({ summarize_wal: "on" });
+        expect(check(postgresqlRule, { postgresql: { io_method: "worker" } }, { servers: two, postgresVersion: 18 }).problems).toEqual([]);
+    });
+    it("without a version (postgresVersionRule refused it), refuses only the names no supported version has", () => {
+        expect(check(postgresqlRule, { postgresql: { io_method: "worker", shared_bufers: "1GB", WAL_level: "logical" } }, { servers: two }).problems).toEqual([
+            "pgha:postgresql.shared_bufers: no supported PostgreSQL version (15, 17, 18) has a parameter 'shared_bufers' (remove it: pulumi config rm --path 'postgresql.shared_bufers')",
+            "pgha:postgresql.WAL_level: no supported PostgreSQL version (15, 17, 18) has a parameter 'WAL_level'; did you mean wal_level? (remove it: pulumi config rm --path 'postgresql.WAL_level')",
         ]);
     });
     it("refuses the names every object has (constructor, toString, __proto__) as unknown parameters, never crashing", () => {
         const raw = JSON.parse('{"postgresql": {"constructor": "x", "toString": 1, "__proto__": "y", "hasOwnProperty": true}}');
-        const { problems, draft } = check(postgresqlRule, raw, { servers: two });
+        const { problems, draft } = check(postgresqlRule, raw, { servers: two, postgresVersion: 15 });
         expect(problems).toEqual(
             ["constructor", "toString", "__proto__", "hasOwnProperty"].map(
-                (n) => `pgha:postgresql.${n}: unknown PostgreSQL parameter (remove it: pulumi config rm --path 'postgresql.${n}')`,
+                (n) => `pgha:postgresql.${n}: PostgreSQL 15 has no parameter '${n}' (remove it: pulumi config rm --path 'postgresql.${n}')`,
             ),
         );
         expect(Object.keys(draft.postgresql)).toEqual([]);
@@ -383,5 +521,9 @@ describe("the reader (stack-config.ts)", () => {
             ["pgha:superuserPassword"],
         );
         expect(readRawConfig()).toEqual({ servers: two, primary: "[1]", image: "123", lost: "pg2", superuserPassword: "(secret)", primay: "{}" });
+    });
+    it("reads postgresVersion and rollingRestart as JSON: a number, an object", () => {
+        pulumi.runtime.setAllConfig({ "pgha:postgresVersion": "17", "pgha:rollingRestart": '{"primary":"stay"}' }, []);
+        expect(readRawConfig()).toEqual({ postgresVersion: 17, rollingRestart: { primary: "stay" } });
     });
 });

@@ -38,6 +38,8 @@ describe("valid configuration", () => {
         const cfg = validateConfig(good);
         expect(cfg.network).toEqual({ name: "pgha_net", cidr: "10.0.200.0/24", gateway: "10.0.200.1" });
         expect(cfg.image).toBe("postgres:15");
+        expect(cfg.postgresVersion).toBe(15);
+        expect(cfg.rollingRestart).toEqual({ primary: "return" });
         expect(cfg.replication).toEqual({ maxSlotWalKeepSize: "10GB", synchronous: false });
         expect(cfg.archive).toEqual({ timeout: "60s" });
         expect(cfg.clients.cidrs).toEqual([]);
@@ -75,7 +77,7 @@ describe("valid configuration", () => {
         // Pulumi.yaml leaves out the optional keys without a default (its header comment says why):
         // declaring them without a default would make the CLI require them.
         const undeclared = CONFIG_KEYS.filter((k) => !k.required && !("default" in k)).map((k) => k.name);
-        expect(undeclared).toEqual(["backup", "restore", "cloneFrom"]);
+        expect(undeclared).toEqual(["postgresVersion", "backup", "restore", "cloneFrom"]);
         const declaredNames = Object.keys(declared).map((k) => {
             expect(k.startsWith("pgha:"), k).toBe(true);
             return k.replace(/^pgha:/, "");
@@ -265,8 +267,24 @@ describe("postgresql parameters", () => {
         });
         expect(cfg.postgresql.max_connections).toBe(200);
     });
-    it("refuses unknown parameters", () =>
-        refused({ ...good, postgresql: { shared_bufers: "1GB" } }, "pgha:postgresql.shared_bufers", /unknown PostgreSQL parameter/));
+    it("refuses unknown parameters, naming the version", () =>
+        refused({ ...good, postgresql: { shared_bufers: "1GB" } }, "pgha:postgresql.shared_bufers", /PostgreSQL 15 has no parameter 'shared_bufers'/));
+    it("checks the names against the configured version's parameters", () => {
+        refused(
+            { ...good, postgresql: { summarize_wal: "on" } },
+            "pgha:postgresql.summarize_wal",
+            /PostgreSQL 15 has no parameter/,
+            /PostgreSQL 17 and 18 have it/,
+        );
+        expect(validateConfig({ ...good, image: "postgres:17", postgresql: { summarize_wal: "on" } }).postgresql.summarize_wal).toBe("on");
+        expect(validateConfig({ ...good, image: "postgres:15", postgresql: { old_snapshot_threshold: "1h" } }).postgresql.old_snapshot_threshold).toBe("1h");
+        refused(
+            { ...good, image: "example.com/db:trixie", postgresVersion: 17, postgresql: { old_snapshot_threshold: "1h" } },
+            "pgha:postgresql.old_snapshot_threshold",
+            /PostgreSQL 17 has no parameter 'old_snapshot_threshold' \(PostgreSQL 15 has it\)/,
+        );
+        expect(validateConfig({ ...good, image: "postgres:18", postgresql: { io_method: "worker" } }).postgresql.io_method).toBe("worker");
+    });
     it("suggests the right spelling", () =>
         refused({ ...good, postgresql: { Shared_Buffers: "1GB" } }, "pgha:postgresql.Shared_Buffers", /did you mean shared_buffers/));
     for (const name of ["archive_mode", "archive_command", "primary_conninfo", "hot_standby", "fsync", "synchronous_standby_names", "listen_addresses"]) {
@@ -282,6 +300,64 @@ describe("postgresql parameters", () => {
         refused({ ...good, postgresql: { work_mem: ["4MB"] } }, "pgha:postgresql.work_mem", /string, number or boolean/));
     it("refuses line breaks in values", () =>
         refused({ ...good, postgresql: { application_name: "a\nfsync = off" } }, "pgha:postgresql.application_name", /line break/));
+});
+
+describe("postgresVersion", () => {
+    it("is read from the tag of pgha:image when unset", () => {
+        for (const [image, major] of [
+            ["postgres:17", 17],
+            ["postgres:17.2", 17],
+            ["postgres:17-bookworm", 17],
+            ["postgres:17.2-alpine", 17],
+            ["pgha-postgres:15-lab", 15],
+            ["registry:5000/team/postgres:18", 18],
+        ] as const) {
+            expect(validateConfig({ ...good, image }).postgresVersion, image).toBe(major);
+        }
+    });
+    it("may be set, as a number or a string of digits, and must then agree with the tag", () => {
+        expect(validateConfig({ ...good, image: "postgres:17", postgresVersion: 17 }).postgresVersion).toBe(17);
+        expect(validateConfig({ ...good, image: "example.com/postgres", postgresVersion: "18" }).postgresVersion).toBe(18);
+        expect(validateConfig({ ...good, image: "postgres:latest", postgresVersion: 15 }).postgresVersion).toBe(15);
+    });
+    for (const image of ["postgres", "postgres:latest", `postgres@sha256:${"c".repeat(64)}`, "registry:5000/postgres"]) {
+        it(`must be set when the tag names no version: ${image.slice(0, 24)}`, () =>
+            refused({ ...good, image }, "pgha:postgresVersion", /cannot be read from it/, /pulumi config set pgha:postgresVersion/));
+    }
+    it("refuses a version the tag disagrees with, naming both keys", () =>
+        refused(
+            { ...good, image: "postgres:17.2-alpine", postgresVersion: 15 },
+            "pgha:postgresVersion",
+            /pgha:image 'postgres:17.2-alpine'/,
+            /pulumi config set pgha:image postgres:15-alpine/,
+            /pulumi config set pgha:postgresVersion 17/,
+        ));
+    it("refuses the default image's 15 against another set version", () =>
+        refused({ ...good, postgresVersion: 17 }, "pgha:postgresVersion", /pgha:image 'postgres:15' \(the default\)/));
+    for (const v of [16, 14, "19"]) {
+        it(`refuses the unsupported version ${v}, naming the supported ones`, () =>
+            refused({ ...good, image: "example.com/db", postgresVersion: v }, "pgha:postgresVersion", /is not supported; pgha supports 15, 17 and 18/));
+    }
+    it("refuses an image of an unsupported version", () =>
+        refused({ ...good, image: "postgres:16" }, "pgha:image", /PostgreSQL 16 by its tag, which pgha does not support \(it supports 15, 17 and 18\)/));
+    it("refuses what is no major version", () => {
+        refused({ ...good, postgresVersion: "17.2" }, "pgha:postgresVersion", /is a release, not a major version/);
+        refused({ ...good, postgresVersion: "fifteen" }, "pgha:postgresVersion", /is not a PostgreSQL major version/);
+    });
+    it("leaves a refused image to its own problem", () => refused({ ...good, image: "Postgres 17" }, "pgha:image", /not an image reference/));
+});
+
+describe("rollingRestart", () => {
+    it("returns the primary by default, or leaves it", () => {
+        expect(validateConfig(good).rollingRestart).toEqual({ primary: "return" });
+        expect(validateConfig({ ...good, rollingRestart: { primary: "stay" } }).rollingRestart).toEqual({ primary: "stay" });
+    });
+    it("refuses a primary that is neither return nor stay", () =>
+        refused({ ...good, rollingRestart: { primary: "pg2" } }, "pgha:rollingRestart.primary", /neither return nor stay/, /'rollingRestart.primary' return/));
+    it("refuses unknown keys", () =>
+        refused({ ...good, rollingRestart: { primary: "stay", parallel: 2 } }, "pgha:rollingRestart.parallel", /unknown key; rollingRestart has primary/));
+    it("refuses what is no object", () =>
+        refused({ ...good, rollingRestart: "stay" }, "pgha:rollingRestart", /must be an object \{ primary: return \| stay \}/));
 });
 
 describe("replication, archive, clients", () => {

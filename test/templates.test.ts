@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import { ConfigError, PghaConfig, validateConfig } from "../components/config";
-import { PG_PARAMETERS } from "../components/pg-parameters";
+import { PG_PARAMETERS_IN_EVERY_MAJOR as PG_PARAMETERS } from "../components/pg-parameters";
 import {
     ALLOWED_MANAGED_VALUES,
     MANAGED_NOT_IN_POSTGRESQL_CONF,

@@ -2,18 +2,20 @@
 //   types.ts     what validateConfig returns (PghaConfig) and reads (RawConfig)
 //   keys.ts      the one table of every pgha key, and the defaults
 //   validate.ts  validateConfig: the rules (rules/) in order, one ConfigError with every problem
-//   rules/       one named rule per concern (network, servers, primary, lost, postgresql, ...)
+//   rules/       one named rule per concern (network, servers, postgresVersion, primary, lost, postgresql, ...)
 //   secrets.ts   validateSecrets: the two passwords
 //   ipv4.ts      IPv4 arithmetic for the network checks
 //   error.ts     ConfigError
-// The postgresql.conf parameters pgha manages live beside their renderer (../postgresql-managed.ts).
+// The postgresql.conf parameters pgha manages live beside their renderer (../postgresql-managed.ts),
+// the supported major versions and their parameter tables in ../pg-parameters.ts.
 
 export { ConfigError } from "./error";
 export { cidrContains, cidrsOverlap, isHostOrIpv4, parseCidr, parseIpv4 } from "./ipv4";
 export type { Cidr } from "./ipv4";
 export { CONFIG_KEYS, configKey, DEFAULTS, SECRET_KEYS } from "./keys";
 export type { ConfigKey, SecretKey } from "./keys";
-export { BACKUP_KEEP_DEFAULT, BACKUP_LABEL, DOCKER_DEFAULT_SUBNETS, SERVER_NAME } from "./rules";
+export { BACKUP_KEEP_DEFAULT, BACKUP_LABEL, DOCKER_DEFAULT_SUBNETS, imageTagMajor, SERVER_NAME } from "./rules";
+export type { ImageTagMajor } from "./rules";
 export { validateSecrets } from "./secrets";
 export type { SecretValue } from "./secrets";
 export { PG_PORT } from "./types";
@@ -27,6 +29,7 @@ export type {
     RawConfig,
     ReplicationConfig,
     RestoreConfig,
+    RollingRestartConfig,
     ServerConfig,
 } from "./types";
 export { validateConfig } from "./validate";

@@ -11,6 +11,7 @@ export const DEFAULTS = {
     archive: { timeout: "60s" },
     clients: { cidrs: [] as string[] },
     lost: [] as string[],
+    rollingRestart: { primary: "return" },
 } as const;
 
 export interface ConfigKey {
@@ -33,12 +34,19 @@ export interface ConfigKey {
 
 /**
  * The keys, in the order the unknown-key message lists them. Keys that are neither required nor
- * defaulted (backup, restore, cloneFrom) are not declared in Pulumi.yaml: a declared key without a
- * default is one the CLI requires.
+ * defaulted (postgresVersion, backup, restore, cloneFrom) are not declared in Pulumi.yaml: a
+ * declared key without a default is one the CLI requires.
  */
 export const CONFIG_KEYS = [
     { name: "network", secret: false, parse: "json", required: false, default: DEFAULTS.network, description: "the overlay network { name, cidr, gateway }" },
     { name: "image", secret: false, parse: "string", required: false, default: DEFAULTS.image, description: "the PostgreSQL image every server runs" },
+    {
+        name: "postgresVersion",
+        secret: false,
+        parse: "json",
+        required: false,
+        description: "the PostgreSQL major version the image runs (a supported one); unset: read from the tag of pgha:image",
+    },
     { name: "servers", secret: false, parse: "json", required: true, description: "the servers { name, node, dockerHost?, port?, address? }" },
     { name: "primary", secret: false, parse: "string", required: true, description: "the name of the server that is primary" },
     { name: "postgresql", secret: false, parse: "json", required: false, default: DEFAULTS.postgresql, description: "extra postgresql.conf parameters" },
@@ -46,6 +54,14 @@ export const CONFIG_KEYS = [
     { name: "archive", secret: false, parse: "json", required: false, default: DEFAULTS.archive, description: "{ timeout }: archive_timeout" },
     { name: "clients", secret: false, parse: "json", required: false, default: DEFAULTS.clients, description: "{ cidrs }: extra networks allowed to connect" },
     { name: "lost", secret: false, parse: "json", required: false, default: DEFAULTS.lost, description: "the servers whose node is gone (failover)" },
+    {
+        name: "rollingRestart",
+        secret: false,
+        parse: "json",
+        required: false,
+        default: DEFAULTS.rollingRestart,
+        description: "{ primary: return | stay }: where the primary is after a rolling restart",
+    },
     { name: "backup", secret: false, parse: "json", required: false, description: "a base backup { id, server?, keep? }, taken when id changes" },
     { name: "restore", secret: false, parse: "json", required: false, description: "a point-in-time recovery { backup, target, confirm, id? }" },
     { name: "cloneFrom", secret: false, parse: "json", required: false, description: "what a new stack's first primary starts from instead of initdb" },

@@ -1,6 +1,8 @@
 // The stack configuration's types: what validateConfig() returns (PghaConfig and its parts) and
 // what it reads (RawConfig). Secrets are not part of PghaConfig: see secrets.ts.
 
+import type { PgMajor } from "../pg-parameters";
+
 /** The PostgreSQL port inside every container (clients outside use a server's published `port`). */
 export const PG_PORT = 5432;
 
@@ -46,10 +48,25 @@ export interface ClientsConfig {
     readonly cidrs: readonly string[];
 }
 
+/** pgha:rollingRestart: how a rolling restart (servers restarted one at a time) ends. */
+export interface RollingRestartConfig {
+    /**
+     * Where the primary is afterwards. A rolling restart moves the primary to a restarted standby
+     * by a planned switchover before restarting it: `return` switches the primary back to the
+     * server it was on, `stay` leaves it on the standby it moved to.
+     */
+    readonly primary: "return" | "stay";
+}
+
 /** Plain, validated configuration. Secrets are carried separately (see PghaSecrets). */
 export interface PghaConfig {
     readonly network: NetworkConfig;
     readonly image: string;
+    /**
+     * The PostgreSQL major version the image runs: pgha:postgresVersion, or read from the tag of
+     * pgha:image (postgres:17.2-alpine is 17). Its parameter table checks pgha:postgresql.
+     */
+    readonly postgresVersion: PgMajor;
     readonly servers: readonly ServerConfig[];
     readonly primary: string;
     readonly postgresql: Readonly<Record<string, string | number | boolean>>;
@@ -61,6 +78,8 @@ export interface PghaConfig {
      * service starts them read-only if their node returns) until removed from the list (rejoin).
      */
     readonly lost: readonly string[];
+    /** How a rolling restart ends: see RollingRestartConfig. */
+    readonly rollingRestart: RollingRestartConfig;
     /** Base backups (absent: none are taken): see BackupConfig. */
     readonly backup?: BackupConfig;
     /** A point-in-time recovery of the cluster (absent: none). */

@@ -14,10 +14,14 @@ export function validateConfig(raw: RawConfig): PghaConfig {
     const draft = newDraft();
     const problems = RULES.flatMap((rule) => rule(raw, draft));
     if (problems.length > 0) throw new ConfigError(problems);
-    const { network, image, servers, primary, postgresql, replication, archive, clients, lost, backup, restore, cloneFrom } = draft;
+    const { network, image, postgresVersion, servers, primary, postgresql, replication, archive, clients, lost, rollingRestart, backup, restore, cloneFrom } =
+        draft;
+    // postgresVersionRule records a version or reports why it could not.
+    if (postgresVersion === undefined) throw new Error("pgha: internal error: no PostgreSQL version was recorded, and no problem reported");
     return {
         network,
         image,
+        postgresVersion,
         servers,
         primary,
         postgresql,
@@ -25,6 +29,7 @@ export function validateConfig(raw: RawConfig): PghaConfig {
         archive,
         clients,
         lost,
+        rollingRestart,
         ...(backup ? { backup } : {}),
         ...(restore ? { restore } : {}),
         ...(cloneFrom ? { cloneFrom } : {}),

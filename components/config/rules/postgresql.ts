@@ -2,7 +2,7 @@
 // parameters pgha manages itself are refused here; their table sits beside the renderer
 // (components/postgresql-managed.ts).
 
-import { PG_PARAMETERS } from "../../pg-parameters";
+import { hasParameter, PG_PARAMETERS_BY_MAJOR, PgMajor, SUPPORTED_MAJORS } from "../../pg-parameters";
 import { ALLOWED_MANAGED_VALUES, MANAGED_PARAMETERS, minimumParameters } from "../../postgresql-managed";
 import { RawConfig } from "../types";
 import { Draft, isObject, set } from "./rule";
@@ -12,9 +12,28 @@ const DURATION = /^\d+\s*(us|ms|s|min|h|d)?$/;
 const PARAMETER_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?$/;
 
 /**
- * pgha:postgresql: known PostgreSQL parameters (or extension ones, `ext.name`), scalar values on
- * one line, none of the managed ones (except their allowed values), and the parameters that grow
- * with the servers at least at their floor.
+ * Why `name` (not a custom `ext.name`) is refused as unknown in `major`, or undefined when that
+ * version has it. Without a version (postgresVersionRule refused it): unknown in every supported
+ * one. Says which other supported versions have it, and the spelling when only the case is wrong.
+ */
+function unknownParameter(major: PgMajor | undefined, name: string): string | undefined {
+    const majors = major === undefined ? SUPPORTED_MAJORS : [major];
+    if (majors.some((m) => hasParameter(m, name))) return undefined;
+    const lower = name.toLowerCase();
+    const hint = majors.flatMap((m) => Object.keys(PG_PARAMETERS_BY_MAJOR[m].parameters)).find((p) => p.toLowerCase() === lower);
+    const elsewhere = SUPPORTED_MAJORS.filter((m) => m !== major && hasParameter(m, name));
+    const others = elsewhere.length === 0 ? "" : ` (PostgreSQL ${elsewhere.join(" and ")} ${elsewhere.length === 1 ? "has" : "have"} it)`;
+    const what =
+        major === undefined
+            ? `no supported PostgreSQL version (${SUPPORTED_MAJORS.join(", ")}) has a parameter '${name}'`
+            : `PostgreSQL ${major} has no parameter '${name}'${others}`;
+    return `${what}${hint ? `; did you mean ${hint}?` : ""}`;
+}
+
+/**
+ * pgha:postgresql: parameters the configured PostgreSQL major version knows (or extension ones,
+ * `ext.name`), scalar values on one line, none of the managed ones (except their allowed
+ * values), and the parameters that grow with the servers at least at their floor.
  */
 export function postgresqlRule(raw: RawConfig, draft: Draft): string[] {
     const problems: string[] = [];
@@ -30,13 +49,10 @@ export function postgresqlRule(raw: RawConfig, draft: Draft): string[] {
                     continue;
                 }
                 const custom = name.includes(".");
-                // Own keys only: `constructor`, `toString` or `__proto__` are names of every object, not parameters.
-                if (!custom && !Object.hasOwn(PG_PARAMETERS, name)) {
-                    const lower = name.toLowerCase();
-                    const hint = Object.keys(PG_PARAMETERS).find((p) => p.toLowerCase() === lower);
-                    problems.push(
-                        `${at}: unknown PostgreSQL parameter${hint ? `; did you mean ${hint}?` : ""} (remove it: pulumi config rm --path 'postgresql.${name}')`,
-                    );
+                // hasParameter looks at own keys only: `constructor`, `toString` or `__proto__` are names of every object, not parameters.
+                const unknown = custom ? undefined : unknownParameter(draft.postgresVersion, name);
+                if (unknown !== undefined) {
+                    problems.push(`${at}: ${unknown} (remove it: pulumi config rm --path 'postgresql.${name}')`);
                     continue;
                 }
                 if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {

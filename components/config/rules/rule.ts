@@ -5,18 +5,22 @@
 // fixed order (rules/index.ts) and a later rule may read what an earlier one recorded: the primary
 // must be among the servers, a lost server cannot be the primary, and so on.
 
+import type { PgMajor } from "../../pg-parameters";
 import { DEFAULTS } from "../keys";
-import { BackupConfig, CloneFromConfig, RawConfig, RestoreConfig, ServerConfig } from "../types";
+import { BackupConfig, CloneFromConfig, RawConfig, RestoreConfig, RollingRestartConfig, ServerConfig } from "../types";
 
 /** The configuration as the rules build it: defaults first, each rule replacing its own part. */
 export interface Draft {
     network: { name: string; cidr: string; gateway: string };
     image: string;
+    /** Undefined until postgresVersionRule has settled it, and when it could not (its problem says why). */
+    postgresVersion?: PgMajor;
     /** Only the servers that passed their own checks: the rules after serversRule compare against these. */
     servers: ServerConfig[];
     /** "" when pgha:primary is missing. */
     primary: string;
     lost: string[];
+    rollingRestart: RollingRestartConfig;
     postgresql: Record<string, string | number | boolean>;
     replication: { maxSlotWalKeepSize: string; synchronous: boolean };
     archive: { timeout: string };
@@ -37,6 +41,7 @@ export function newDraft(): Draft {
         servers: [],
         primary: "",
         lost: [],
+        rollingRestart: { ...DEFAULTS.rollingRestart },
         postgresql: {},
         replication: { ...DEFAULTS.replication },
         archive: { ...DEFAULTS.archive },

@@ -1,9 +1,10 @@
-// pgha:image, pgha:servers, pgha:primary and pgha:lost: what the servers run, where, and which
-// of them is primary or gone.
+// pgha:image, pgha:servers, pgha:primary, pgha:lost and pgha:rollingRestart: what the servers
+// run, where, which of them is primary or gone, and where the primary is after a rolling restart.
+// (pgha:postgresVersion, read from the image's tag, has its own file: version.ts.)
 
 import { isHostOrIpv4 } from "../ipv4";
 import { RawConfig } from "../types";
-import { Draft, DOCKER_HOST, isObject, set } from "./rule";
+import { Draft, DOCKER_HOST, isObject, set, unknownKeys } from "./rule";
 
 /** A server name is a DNS label, a Docker service name and a PostgreSQL slot name at once. */
 export const SERVER_NAME = /^[a-z][a-z0-9]{0,62}$/;
@@ -172,6 +173,30 @@ export function lostRule(raw: RawConfig, draft: Draft): string[] {
         problems.push(
             `pgha:primary: '${primary}' is declared lost (pgha:lost), and a lost server cannot be primary; for a failover name a surviving server: pulumi config set pgha:primary ${survivor} (or, if ${primary}'s node is back and it was never replaced, remove it from pgha:lost)`,
         );
+    }
+    return problems;
+}
+
+/**
+ * pgha:rollingRestart: `{ primary: "return" | "stay" }`. A rolling restart restarts the servers one
+ * at a time and moves the primary to a restarted standby by a planned switchover first; `return`
+ * switches it back afterwards, `stay` leaves it there.
+ */
+export function rollingRestartRule(raw: RawConfig, draft: Draft): string[] {
+    const problems: string[] = [];
+    const r = raw.rollingRestart;
+    if (r === undefined) return problems;
+    if (!isObject(r)) {
+        problems.push(`pgha:rollingRestart: must be an object { primary: return | stay }; e.g. ${set("rollingRestart.primary", "return")}`);
+        return problems;
+    }
+    unknownKeys(r, "pgha:rollingRestart", ["primary"], problems);
+    if (r.primary !== undefined) {
+        if (r.primary !== "return" && r.primary !== "stay") {
+            problems.push(
+                `pgha:rollingRestart.primary: '${String(r.primary)}' is neither return nor stay; after a rolling restart, return switches the primary back to the server it was on, stay leaves it on the standby it moved to: ${set("rollingRestart.primary", "return")} (or stay)`,
+            );
+        } else draft.rollingRestart = { primary: r.primary };
     }
     return problems;
 }
