@@ -9,14 +9,15 @@ import * as path from "path";
 import { CloneFromConfig, PghaConfig, ServerConfig } from "./config";
 import { ClusterNetwork } from "./network";
 import { OperationValues, ServerRow, operationCommand, operationEnv } from "./operations";
-import { Server, SharedFiles, volumeNames } from "./server";
-import { connectionStrings, renderPgHba, renderPostgresqlConf } from "./templates";
+import { restartKey, serverFilesDigest } from "./changes";
+import { Server, volumeNames } from "./server";
+import { connectionStrings, renderPeers, renderPgHba, renderPostgresqlConf, renderServerConf } from "./templates";
 
 export interface ClusterArgs {
     readonly config: PghaConfig;
     readonly superuserPassword: pulumi.Input<string>;
     readonly replicatorPassword: pulumi.Input<string>;
-    /** Directory holding scripts/ (default: the project root, next to components/). */
+    /** Directory holding scripts/ (default: the working directory, where Pulumi runs the program and its Commands). */
     readonly projectDir?: string;
 }
 
@@ -77,13 +78,6 @@ export function serverFiles(projectDir: string): Record<string, string> {
     return Object.fromEntries(names.map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")]));
 }
 
-/** The Docker config resource name of a server file (the entrypoint keeps the name it always had). */
-export function serverFileResourceName(cluster: string, file: string): string {
-    return file === "entrypoint.sh" ? `${cluster}-entrypoint` : `${cluster}-server-${file.replace(/\.sh$/, "")}`;
-}
-
-const base64 = (text: string) => Buffer.from(text).toString("base64");
-
 /** The engine a server's node-local work goes to ("" = the local engine / DOCKER_HOST). */
 export function dockerHostOf(server: ServerConfig): string {
     return server.dockerHost ?? "";
@@ -96,6 +90,12 @@ export class Cluster extends pulumi.ComponentResource {
     public readonly bootstraps: Record<string, command.local.Command> = {};
     public readonly rejoins: Record<string, command.local.Command> = {};
     public readonly switchover: command.local.Command;
+    /** One per server: delivers its configuration files and reloads it (components/changes.ts). */
+    public readonly reloads: Record<string, command.local.Command> = {};
+    /** Delivers the passwords: ALTER ROLE on the primary first, then every server's password files. */
+    public readonly passwordsCommand: command.local.Command;
+    /** Delivers pgha's container files and restarts the servers one at a time when the restart key changes. */
+    public readonly roll: command.local.Command;
     /** pgha:backup: takes a base backup when backup.id changes, then applies retention. */
     public readonly backupCommand?: command.local.Command;
     /** pgha:restore: point-in-time recovery of the cluster when restore changes. */
@@ -109,9 +109,11 @@ export class Cluster extends pulumi.ComponentResource {
     constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pgha:index:Cluster", name, {}, opts);
         const cfg = args.config;
-        const projectDir = args.projectDir ?? path.join(__dirname, "..");
+        // The Commands run `sh ./scripts/operations/...` from the directory Pulumi runs the program
+        // in: the container files are read from there too, so that what the roll delivers is what
+        // the preview's digest says (not the files behind a symlinked components/).
+        const projectDir = args.projectDir ?? process.cwd();
         const labels = { "pgha.cluster": cfg.network.name };
-        const labelList = Object.entries(labels).map(([label, value]) => ({ label, value }));
 
         this.network = new ClusterNetwork(`${name}-network`, { network: cfg.network, labels }, { parent: this });
 
@@ -122,17 +124,6 @@ export class Cluster extends pulumi.ComponentResource {
                 providers.set(s.dockerHost, new docker.Provider(`${name}-engine-${s.node}`, { host: s.dockerHost }, { parent: this }));
             }
         }
-
-        const secret = (n: string, value: pulumi.Input<string>) =>
-            new docker.Secret(n, { data: pulumi.secret(pulumi.output(value).apply(base64)), labels: labelList }, { parent: this });
-        const file = (n: string, text: string) => new docker.ServiceConfig(n, { data: base64(text), labels: labelList }, { parent: this });
-        const files: SharedFiles = {
-            serverFiles: Object.fromEntries(Object.entries(serverFiles(projectDir)).map(([f, text]) => [f, file(serverFileResourceName(name, f), text)])),
-            postgresqlConf: file(`${name}-postgresql-conf`, renderPostgresqlConf(cfg)),
-            hbaConf: file(`${name}-pg-hba-conf`, renderPgHba(cfg)),
-            superuserPassword: secret(`${name}-superuser-password`, args.superuserPassword),
-            replicatorPassword: secret(`${name}-replicator-password`, args.replicatorPassword),
-        };
 
         // Rejoin: one per server, triggered by whether the server is in pgha:lost, so it runs when
         // a server enters the list (a no-op: a lost server is never contacted) and when it leaves
@@ -165,33 +156,15 @@ export class Cluster extends pulumi.ComponentResource {
             );
         }
 
-        for (const s of cfg.servers) {
-            const server = new Server(
-                s.name,
-                {
-                    config: cfg,
-                    server: s,
-                    networkId: this.network.id,
-                    files,
-                    nodeProvider: s.dockerHost !== undefined ? providers.get(s.dockerHost) : undefined,
-                    labels,
-                    fenced: cfg.lost.includes(s.name),
-                    serviceDependsOn: [this.rejoins[s.name]],
-                },
-                { parent: this },
-            );
-            this.servers[s.name] = server;
-            this.serverOutputs[s.name] = {
-                node: s.node,
-                dockerHost: dockerHostOf(s),
-                dataVolume: server.dataVolume.name,
-                archiveVolume: server.archiveVolume.name,
-                service: server.service.name,
-                ...(s.port !== undefined ? { publishedPort: s.port } : {}),
-                address: s.address ?? s.node,
-            };
-        }
-        const services = Object.values(this.servers).map((s) => s.service);
+        const serverArgs = (s: ServerConfig) => ({
+            config: cfg,
+            server: s,
+            networkId: this.network.id,
+            nodeProvider: s.dockerHost !== undefined ? providers.get(s.dockerHost) : undefined,
+            labels,
+            fenced: cfg.lost.includes(s.name),
+        });
+        for (const s of cfg.servers) this.servers[s.name] = new Server(s.name, serverArgs(s), { parent: this });
 
         const passwords = pulumi.secret(
             pulumi.all([args.superuserPassword, args.replicatorPassword]).apply(([su, repl]) => ({
@@ -233,6 +206,100 @@ export class Cluster extends pulumi.ComponentResource {
             },
         );
 
+        // Changes after day one (docs/changes.md). Nothing that changes over the cluster's life is
+        // in a service spec: a spec change restarts that server at once, and a file every spec
+        // mounted restarted every server together. The files go into each server's data volume
+        // (pgha/, outside PGDATA) through three operations instead:
+        //  - reload, one per server: postgresql.conf, pg_hba.conf, server.conf, peers; then a
+        //    reload (pg_reload_conf). Restart-only parameters wait there for the roll;
+        //  - passwords: ALTER ROLE with a SCRAM verifier on the primary, then the password files;
+        //    standbys keep streaming (a password is checked only when a session starts);
+        //  - roll: pgha's container files, then a rolling restart whenever the restart key
+        //    (restart-only parameters, container files, image) changes: each standby, then a
+        //    planned switchover to a restarted standby, then the old primary.
+        // All three run before the services are declared or updated: on the first `pulumi up` they
+        // fill the empty volumes through one-off containers and the services start on complete
+        // files; later, a new image reaches the services through the roll, one at a time, and
+        // Pulumi's update of each spec then finds it moved already (no restart). A lost server is
+        // not contacted; it gets its files when it leaves pgha:lost (its flag or the lost list is
+        // in each Command's inputs).
+        const dataVolumes = cfg.servers.map((s) => this.servers[s.name].dataVolume);
+        const passwordEnv = pulumi.secret(
+            pulumi.all([args.superuserPassword, args.replicatorPassword]).apply(([su, repl]) =>
+                operationEnv("passwords", {
+                    PGHA_SERVERS: allServers,
+                    PGHA_LOST: cfg.lost,
+                    PGHA_IMAGE: cfg.image,
+                    PGHA_SUPERUSER_PASSWORD: su,
+                    PGHA_REPLICATOR_PASSWORD: repl,
+                }),
+            ),
+        );
+        this.passwordsCommand = new command.local.Command(
+            `${name}-passwords`,
+            { create: operationCommand("passwords"), environment: passwordEnv, logging: "stderr" },
+            { parent: this, dependsOn: dataVolumes, additionalSecretOutputs: ["stdout", "stderr"] },
+        );
+        const postgresqlConf = renderPostgresqlConf(cfg);
+        const hbaConf = renderPgHba(cfg);
+        for (const s of cfg.servers) {
+            this.reloads[s.name] = new command.local.Command(
+                `${s.name}-reload`,
+                {
+                    create: operationCommand("reload"),
+                    environment: operationEnv("reload", {
+                        PGHA_SERVER: s.name,
+                        PGHA_DOCKER_HOST: dockerHostOf(s),
+                        PGHA_DATA_VOLUME: volumeNames(s.name).data,
+                        PGHA_IMAGE: cfg.image,
+                        PGHA_SERVER_LOST: cfg.lost.includes(s.name),
+                        PGHA_PG_MAJOR: cfg.postgresVersion,
+                        PGHA_POSTGRESQL_CONF: postgresqlConf,
+                        PGHA_HBA_CONF: hbaConf,
+                        PGHA_SERVER_CONF: renderServerConf(cfg, s),
+                        PGHA_PEERS: renderPeers(cfg, s).trim().split(",").filter(Boolean),
+                    }),
+                    logging: "stderr",
+                },
+                { parent: this, dependsOn: [this.servers[s.name].dataVolume] },
+            );
+        }
+        const filesDigest = serverFilesDigest(serverFiles(projectDir));
+        this.roll = new command.local.Command(
+            `${name}-roll`,
+            {
+                create: operationCommand("roll"),
+                environment: operationEnv("roll", {
+                    PGHA_SERVERS: allServers,
+                    PGHA_LOST: cfg.lost,
+                    PGHA_IMAGE: cfg.image,
+                    PGHA_PG_MAJOR: cfg.postgresVersion,
+                    PGHA_RESTART_KEY: restartKey(cfg, filesDigest),
+                    PGHA_SERVER_FILES: filesDigest,
+                    PGHA_ROLL_PRIMARY: cfg.rollingRestart.primary,
+                }),
+                logging: "stderr",
+            },
+            { parent: this, dependsOn: [...Object.values(this.reloads), this.passwordsCommand] },
+        );
+
+        // The services, once their files are in place. A server's spec also waits for its rejoin:
+        // the fence is lifted from the spec only once the rejoin succeeded.
+        for (const s of cfg.servers) {
+            const server = this.servers[s.name];
+            server.declareService(serverArgs(s), [this.rejoins[s.name], this.roll]);
+            this.serverOutputs[s.name] = {
+                node: s.node,
+                dockerHost: dockerHostOf(s),
+                dataVolume: server.dataVolume.name,
+                archiveVolume: server.archiveVolume.name,
+                service: server.service.name,
+                ...(s.port !== undefined ? { publishedPort: s.port } : {}),
+                address: s.address ?? s.node,
+            };
+        }
+        const services = Object.values(this.servers).map((s) => s.service);
+
         // Bootstrap: every server whose data volume is empty (and not marked for initdb) gets a
         // copy of the current primary by pg_basebackup. Its inputs never name the primary (the
         // copy comes from whichever peer is writable), so a role swap does not touch it.
@@ -257,7 +324,7 @@ export class Cluster extends pulumi.ComponentResource {
                 },
                 // Its environment holds the passwords: whatever it prints stays secret in the state
                 // (the command provider makes only the secret input itself secret).
-                { parent: this, dependsOn: [this.initializeCommand, ...services], additionalSecretOutputs: ["stdout", "stderr"] },
+                { parent: this, dependsOn: [this.initializeCommand, this.roll, ...services], additionalSecretOutputs: ["stdout", "stderr"] },
             );
         }
 

@@ -368,7 +368,7 @@ export function evaluate(servers: readonly ServerProbe[], declaredPrimary?: stri
         error(
             "primary-count",
             null,
-            `more than one server is primary (${primaries.map((s) => s.name).join(", ")}): writes may go to any of them; stop all but one (docker exec <its container> /bin/sh /etc/pgha/entrypoint.sh switchover demote)`,
+            `more than one server is primary (${primaries.map((s) => s.name).join(", ")}): writes may go to any of them; stop all but one (docker exec <its container> /bin/sh /var/lib/pgha/data/pgha/entrypoint.sh switchover demote)`,
         );
     } else if (primaries.length === 0) {
         const why =

@@ -116,6 +116,50 @@ export const OPERATIONS = {
             PGHA_REJOIN_START_TIMEOUT: opt("count", "seconds to wait for its container (default 120)"),
         },
     },
+    reload: {
+        script: "reload.sh",
+        runs: [],
+        env: {
+            PGHA_SERVER: req("name", "the server"),
+            PGHA_DOCKER_HOST: opt("engine", "the engine of its node"),
+            PGHA_DATA_VOLUME: req("text", "its data volume (the files go to its pgha/ directory)"),
+            PGHA_IMAGE: req(
+                "text",
+                "pgha:image, for a one-off container on the volume when the server's container does not run (or its service does not exist yet)",
+            ),
+            PGHA_SERVER_LOST: req("flag", "the server is in pgha:lost (1: not contacted; its files are delivered when it leaves the list)"),
+            PGHA_PG_MAJOR: req("count", "pgha:postgresVersion: data of another major version is refused"),
+            PGHA_POSTGRESQL_CONF: req("text", "postgresql.conf as rendered (templates.ts)"),
+            PGHA_HBA_CONF: req("text", "pg_hba.conf as rendered"),
+            PGHA_SERVER_CONF: req("text", "the server's server.conf as rendered"),
+            PGHA_PEERS: opt("names", "the other servers (the peers file: slots, copies)"),
+        },
+    },
+    roll: {
+        script: "roll.sh",
+        runs: [],
+        env: {
+            PGHA_SERVERS: req("servers", "every server"),
+            PGHA_LOST: opt("names", "pgha:lost: never contacted, restarted when they rejoin"),
+            PGHA_IMAGE: req("text", "pgha:image: a server running another image is moved to it by docker service update"),
+            PGHA_PG_MAJOR: req("count", "pgha:postgresVersion: an image or data of another major version is refused before anything changes"),
+            PGHA_RESTART_KEY: req("text", "what a server must be restarted for when it changes (components/changes.ts: restartKey)"),
+            PGHA_SERVER_FILES: req("text", "the digest of scripts/server/*.sh as previewed (the files are read from there and checked against it)"),
+            PGHA_ROLL_PRIMARY: req("text", "pgha:rollingRestart.primary: return (switch back) or stay"),
+            PGHA_ROLL_TIMEOUT: opt("count", "seconds each restarted server may take to answer and stream again (default 300)"),
+        },
+    },
+    passwords: {
+        script: "passwords.sh",
+        runs: [],
+        env: {
+            PGHA_SERVERS: req("servers", "every server"),
+            PGHA_LOST: opt("names", "pgha:lost: not contacted; they get the files when they leave the list"),
+            PGHA_IMAGE: req("text", "pgha:image, for a one-off container on a volume whose server's container does not run"),
+            PGHA_SUPERUSER_PASSWORD: req("secret", "pgha:superuserPassword"),
+            PGHA_REPLICATOR_PASSWORD: req("secret", "pgha:replicatorPassword"),
+        },
+    },
     backup: {
         script: "backup.sh",
         runs: [],
@@ -175,19 +219,18 @@ export function operationCommand(op: Operation, ...args: string[]): string {
 
 /**
  * The environment of every server container (the service spec, read by scripts/server/lib.sh and
- * run.sh). Nothing in it says whether the server is primary or standby.
+ * run.sh). Nothing in it says whether the server is primary or standby, and nothing that changes
+ * with the config: the peers are a file the reload operation delivers (a spec change restarts).
  */
 export const SERVER_ENV = {
     PGHA_SERVER: req("name", "this server's name"),
-    PGHA_PEERS: opt("names", "the other servers: a replication slot is kept for each, and a copy comes from whichever is writable"),
     PGHA_FENCED: opt("flag", "set (1) while the server is in pgha:lost: it starts read-only"),
 } as const;
 
 /** A server container's environment. */
-export function serverEnv(values: { PGHA_SERVER: string; PGHA_PEERS: readonly string[]; PGHA_FENCED?: boolean }): Record<string, string> {
+export function serverEnv(values: { PGHA_SERVER: string; PGHA_FENCED?: boolean }): Record<string, string> {
     return {
         PGHA_SERVER: ENCODE.name(values.PGHA_SERVER),
-        PGHA_PEERS: ENCODE.names(values.PGHA_PEERS),
         // Only when fenced: the spec of a server that is not lost carries no PGHA_FENCED at all.
         ...(values.PGHA_FENCED ? { PGHA_FENCED: ENCODE.flag(true) } : {}),
     };

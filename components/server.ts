@@ -4,39 +4,41 @@
 
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import * as path from "path";
 import { PG_PORT, PghaConfig, ServerConfig } from "./config";
 import { serverEnv } from "./operations";
-import { PATHS, renderServerConf } from "./templates";
+import { PATHS } from "./templates";
 
-/** The cluster-wide Docker configs and secrets every server mounts. */
-export interface SharedFiles {
-    /**
-     * The container side of pgha, scripts/server/*.sh by file name: the entrypoint (the dispatcher,
-     * PID 1) and one file per operation, each mounted beside it in /etc/pgha.
-     */
-    readonly serverFiles: Readonly<Record<string, docker.ServiceConfig>>;
-    readonly postgresqlConf: docker.ServiceConfig;
-    readonly hbaConf: docker.ServiceConfig;
-    readonly superuserPassword: docker.Secret;
-    readonly replicatorPassword: docker.Secret;
-}
+/**
+ * The service's command: wait until pgha's files are in the data volume (the roll operation puts
+ * them there, right after the service is created), then run the entrypoint from there. The text
+ * never changes with the config or with pgha's own files: those reach a running server by the
+ * reload, roll and passwords operations, so no change of them touches the service spec (a spec
+ * change restarts the server at once). It traps TERM: as PID 1 a shell would ignore it.
+ */
+export const LAUNCHER = [
+    `d=${PATHS.configDir}`,
+    "trap 'exit 0' TERM INT",
+    "n=0",
+    'until [ -r "$d/entrypoint.sh" ]; do [ $((n % 30)) -ne 0 ] || echo "pgha: waiting for $d/entrypoint.sh (delivered by the roll operation)" >&2; n=$((n + 1)); sleep 1 & wait $!; done',
+    'exec /bin/sh "$d/entrypoint.sh"',
+].join("; ");
+
+/**
+ * The healthcheck: the entrypoint's, and healthy while the launcher still waits for the files (as
+ * the entrypoint is healthy while it waits for a bootstrap): the swarm reports a task running only
+ * once it is healthy, and Pulumi waits for that before the operations that deliver the files run.
+ */
+export const HEALTHCHECK = `f=${PATHS.entrypoint}; [ -r "$f" ] || exit 0; exec /bin/sh "$f" health`;
 
 export interface ServerArgs {
     readonly config: PghaConfig;
     readonly server: ServerConfig;
     readonly networkId: pulumi.Input<string>;
-    readonly files: SharedFiles;
     /** Provider for the server's node engine (volumes live on that node); undefined: the default engine. */
     readonly nodeProvider?: docker.Provider;
     readonly labels: Readonly<Record<string, string>>;
     /** The server is in pgha:lost: its service carries PGHA_FENCED=1 (see below). */
     readonly fenced?: boolean;
-    /**
-     * Operations the service spec must wait for: the server's rejoin Command, so that the fence
-     * is lifted from the spec only once the rejoin succeeded (components/cluster.ts).
-     */
-    readonly serviceDependsOn?: pulumi.Resource[];
 }
 
 /** Volume names are derived from the server name: they are the server's identity on its node. */
@@ -51,12 +53,11 @@ function labelList(labels: Readonly<Record<string, string>>): { label: string; v
 export class Server extends pulumi.ComponentResource {
     public readonly dataVolume: docker.Volume;
     public readonly archiveVolume: docker.Volume;
-    public readonly serverConf: docker.ServiceConfig;
-    public readonly service: docker.Service;
+    public service!: docker.Service;
 
     constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pgha:index:Server", name, {}, opts);
-        const { server, config, files } = args;
+        const { server } = args;
         const labels = { ...args.labels, "pgha.server": server.name };
         const names = volumeNames(server.name);
 
@@ -79,33 +80,17 @@ export class Server extends pulumi.ComponentResource {
             { name: names.archive, driver: "local", labels: labelList({ ...labels, "pgha.volume": "archive" }) },
             volumeOpts,
         );
+    }
 
-        // Left auto-named: a changed file becomes a new config, created before the old one is
-        // deleted (Docker refuses to delete a config a service still uses).
-        this.serverConf = new docker.ServiceConfig(
-            `${server.name}-server-conf`,
-            { data: Buffer.from(renderServerConf(config, server)).toString("base64"), labels: labelList(labels) },
-            { parent: this },
-        );
-
-        const peers = config.servers.filter((s) => s.name !== server.name).map((s) => s.name);
-        const configFile = (c: docker.ServiceConfig, fileName: string, fileMode: number) => ({
-            configId: c.id,
-            configName: c.name,
-            fileName,
-            fileUid: "0",
-            fileGid: "0",
-            fileMode,
-        });
-        const secretFile = (s: docker.Secret, fileName: string) => ({
-            secretId: s.id,
-            secretName: s.name,
-            fileName,
-            fileUid: "0",
-            fileGid: "0",
-            fileMode: 0o400,
-        });
-
+    /**
+     * The server's swarm service, declared after the operations that put pgha's files into its data
+     * volume (the roll and its inputs: the service's launcher starts as soon as the files are there,
+     * and a new image reaches the services through the roll, one at a time, before Pulumi's update
+     * of the spec finds them moved already).
+     */
+    declareService(args: ServerArgs, dependsOn: pulumi.Resource[]): docker.Service {
+        const { server, config } = args;
+        const labels = { ...args.labels, "pgha.server": server.name };
         this.service = new docker.Service(
             server.name,
             {
@@ -116,7 +101,7 @@ export class Server extends pulumi.ComponentResource {
                     containerSpec: {
                         image: config.image,
                         hostname: server.name,
-                        commands: ["/bin/sh", PATHS.entrypoint],
+                        commands: ["/bin/sh", "-c", LAUNCHER],
                         // PGHA_FENCED is not a role: it is the operator's declaration that this
                         // server's node is gone (pgha:lost) and that another server was promoted
                         // without it. Should the node return, swarm starts the task with this
@@ -124,27 +109,13 @@ export class Server extends pulumi.ComponentResource {
                         // the server comes back read-only, never as a second primary, whatever its
                         // data directory said when the node went down. It leaves the spec only
                         // when the server leaves pgha:lost, after its rejoin ran.
-                        env: serverEnv({ PGHA_SERVER: server.name, PGHA_PEERS: peers, PGHA_FENCED: args.fenced }),
+                        env: serverEnv({ PGHA_SERVER: server.name, PGHA_FENCED: args.fenced }),
                         mounts: [
                             { type: "volume", source: this.dataVolume.name, target: PATHS.dataDir },
                             { type: "volume", source: this.archiveVolume.name, target: PATHS.archiveDir },
                         ],
-                        configs: [
-                            // The entrypoint is executable (archive_command runs it); the files it
-                            // sources are read only.
-                            ...Object.entries(files.serverFiles).map(([file, c]) =>
-                                configFile(c, path.posix.join(PATHS.configDir, file), file === "entrypoint.sh" ? 0o555 : 0o444),
-                            ),
-                            configFile(files.postgresqlConf, PATHS.postgresqlConf, 0o444),
-                            configFile(files.hbaConf, PATHS.hbaConf, 0o444),
-                            configFile(this.serverConf, PATHS.serverConf, 0o444),
-                        ],
-                        secrets: [
-                            secretFile(files.superuserPassword, PATHS.superuserPasswordSecret),
-                            secretFile(files.replicatorPassword, PATHS.replicatorPasswordSecret),
-                        ],
                         healthcheck: {
-                            tests: ["CMD", "/bin/sh", PATHS.entrypoint, "health"],
+                            tests: ["CMD", "/bin/sh", "-c", HEALTHCHECK],
                             interval: "5s",
                             timeout: "3s",
                             retries: 3,
@@ -177,7 +148,7 @@ export class Server extends pulumi.ComponentResource {
                 // returns, and waiting would hold up the failover.
                 ...(args.fenced ? {} : { convergeConfig: { delay: "1s", timeout: "5m" } }),
             },
-            { parent: this, dependsOn: [this.dataVolume, this.archiveVolume, ...(args.serviceDependsOn ?? [])] },
+            { parent: this, dependsOn: [this.dataVolume, this.archiveVolume, ...dependsOn] },
         );
 
         this.registerOutputs({
@@ -185,5 +156,6 @@ export class Server extends pulumi.ComponentResource {
             archiveVolume: this.archiveVolume.name,
             service: this.service.name,
         });
+        return this.service;
     }
 }

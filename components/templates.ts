@@ -3,19 +3,27 @@
 // Every server gets the same postgresql.conf and pg_hba.conf; the only per-server file is a small
 // include (server.conf) with the anti-symmetric connection settings. Nothing here knows which
 // server is primary: the role lives in the data directory (standby.signal).
-// The text is deterministic: the same config gives byte-identical files (Docker configs are
-// immutable and replacing one restarts the service, so spurious differences would cost restarts).
+// The text is deterministic: the same config gives byte-identical files (a changed file is
+// delivered and reloaded, and a changed restart-only parameter rolls the servers: spurious
+// differences would cost reloads and restarts).
 
 import { PG_PORT, PghaConfig, ServerConfig } from "./config";
 import { minimumParameters } from "./postgresql-managed";
 
-/** Fixed paths inside every server container (docs/container.md). */
+/**
+ * Fixed paths inside every server container (docs/container.md). pgha's files live in the server's
+ * data volume, outside PGDATA, delivered by the reload, roll and passwords operations: nothing that
+ * changes over a cluster's life is in the service spec, so no change restarts every server at once.
+ */
 export const PATHS = {
-    configDir: "/etc/pgha",
-    entrypoint: "/etc/pgha/entrypoint.sh",
-    postgresqlConf: "/etc/pgha/postgresql.conf",
-    serverConf: "/etc/pgha/server.conf",
-    hbaConf: "/etc/pgha/pg_hba.conf",
+    configDir: "/var/lib/pgha/data/pgha",
+    entrypoint: "/var/lib/pgha/data/pgha/entrypoint.sh",
+    postgresqlConf: "/var/lib/pgha/data/pgha/postgresql.conf",
+    serverConf: "/var/lib/pgha/data/pgha/server.conf",
+    hbaConf: "/var/lib/pgha/data/pgha/pg_hba.conf",
+    peers: "/var/lib/pgha/data/pgha/peers",
+    restartKey: "/var/lib/pgha/data/pgha/restart-key",
+    secretsDir: "/var/lib/pgha/data/pgha-secrets",
     dataDir: "/var/lib/pgha/data",
     pgdata: "/var/lib/pgha/data/pgdata",
     archiveDir: "/var/lib/pgha/archive",
@@ -86,21 +94,30 @@ export function baseParameters(cfg: PghaConfig, paths: Paths = PATHS): Array<[st
     ];
 }
 
+/**
+ * Every parameter postgresql.conf sets, as it renders them ("name = value"): pgha's own, then the
+ * user's (which replace pgha's where validation allowed it: a tunable or a safe value).
+ */
+export function renderedParameters(cfg: PghaConfig, paths: Paths = PATHS): { base: string[]; user: string[] } {
+    const base = baseParameters(cfg, paths)
+        .filter(([n]) => !(n in cfg.postgresql))
+        .map(([n, v]) => line(n, v));
+    const user = Object.keys(cfg.postgresql)
+        .sort()
+        .map((n) => line(n, cfg.postgresql[n]));
+    return { base, user };
+}
+
 /** postgresql.conf, identical for every server. */
 export function renderPostgresqlConf(cfg: PghaConfig, paths: Paths = PATHS): string {
-    const base = baseParameters(cfg, paths);
-    // A user value replaces pgha's where validation allowed it (a tunable or a safe value).
+    const { base, user } = renderedParameters(cfg, paths);
     const out = [
         `# postgresql.conf rendered by pgha for network ${cfg.network.name}. Identical on every server.`,
         "# Do not edit: change the pgha stack config and run pulumi up.",
         "",
-        ...base.filter(([n]) => !(n in cfg.postgresql)).map(([n, v]) => line(n, v)),
+        ...base,
     ];
-    const user = Object.keys(cfg.postgresql).sort();
-    if (user.length > 0) {
-        out.push("", "# From pgha:postgresql");
-        for (const name of user) out.push(line(name, cfg.postgresql[name]));
-    }
+    if (user.length > 0) out.push("", "# From pgha:postgresql", ...user);
     out.push("", "# Per-server settings (primary_conninfo, primary_slot_name, cluster_name)", `include ${quoteConfValue(paths.serverConf)}`, "");
     return out.join("\n");
 }
@@ -135,6 +152,16 @@ export function renderServerConf(cfg: PghaConfig, server: ServerConfig, paths: P
         line("primary_conninfo", primaryConninfo(cfg, server, paths)),
         "",
     ].join("\n");
+}
+
+/** The peers file: the other servers' names, comma-separated (slots are kept for them; a copy comes from whichever is writable). */
+export function renderPeers(cfg: PghaConfig, server: ServerConfig): string {
+    return (
+        cfg.servers
+            .filter((s) => s.name !== server.name)
+            .map((s) => s.name)
+            .join(",") + "\n"
+    );
 }
 
 /** pg_hba.conf, identical for every server. */

@@ -449,9 +449,9 @@ ensure_swarm() {
 # the PostgreSQL image
 #
 # >>> image recipe: this block and PG_VERSION are hashed; change either and the image is rebuilt.
-# A plain Debian with PostgreSQL and nothing pgha-specific (the entrypoint, the configuration and
-# the secrets arrive as Docker configs and secrets), from the Debian release that ships that major
-# version: bookworm 15, trixie 17, testing 18.
+# A plain Debian with PostgreSQL and nothing pgha-specific (pgha's operations put the entrypoint,
+# the configuration and the passwords into the data volumes), from the Debian release that ships
+# that major version: bookworm 15, trixie 17, testing 18.
 recipe_suite() {
 	case $PG_VERSION in
 	15) echo bookworm ;;

@@ -4,9 +4,12 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { Cluster, parseBackups, serverFileResourceName } from "../components/cluster";
+import { Cluster, parseBackups } from "../components/cluster";
+import { HEALTHCHECK, LAUNCHER } from "../components/server";
 import { validateConfig } from "../components/config";
 import { loadConfig } from "../components/stack-config";
+import { serverFilesDigest } from "../components/changes";
+import { serverFiles } from "../components/cluster";
 import { DeclaredResource, isSecretValue, plaintextStrings, ProgramRun, runUnderMocks, unwrapSecrets, valueOf } from "./helpers/mock-program";
 
 const SUPERUSER = "su-Secret-4711";
@@ -46,10 +49,6 @@ const SERVER_FILES = fs
 
 function spec(r: DeclaredResource): any {
     return unwrapSecrets(r.inputs);
-}
-
-function decode(r: DeclaredResource): string {
-    return Buffer.from(String(unwrapSecrets(r.inputs.data)), "base64").toString("utf8");
 }
 
 describe("the declared cluster", async () => {
@@ -95,34 +94,24 @@ describe("the declared cluster", async () => {
                 expect(svc.endpointSpec.ports).toEqual(s.port ? [{ targetPort: 5432, publishedPort: s.port, publishMode: "host", protocol: "tcp" }] : []);
             });
 
-            it("mounts its own volumes, the rendered files and the secrets", () => {
+            it("mounts its own volumes and nothing that changes with the config or with pgha: no config, no secret", () => {
                 const c = spec(run.byName(s.name, SERVICE)).taskSpec.containerSpec;
                 expect(c.mounts).toEqual([
                     { type: "volume", source: `${s.name}-data`, target: "/var/lib/pgha/data" },
                     { type: "volume", source: `${s.name}-archive`, target: "/var/lib/pgha/archive" },
                 ]);
-                expect(c.configs.map((x: any) => [x.fileName, x.fileMode])).toEqual([
-                    ...SERVER_FILES.map((f) => [`/etc/pgha/${f}`, f === "entrypoint.sh" ? 0o555 : 0o444]),
-                    ["/etc/pgha/postgresql.conf", 0o444],
-                    ["/etc/pgha/pg_hba.conf", 0o444],
-                    ["/etc/pgha/server.conf", 0o444],
-                ]);
-                expect(c.configs.map((x: any) => x.configId)).toEqual([
-                    ...SERVER_FILES.map((f) => `${serverFileResourceName("pgha", f)}-id`),
-                    "pgha-postgresql-conf-id",
-                    "pgha-pg-hba-conf-id",
-                    `${s.name}-server-conf-id`,
-                ]);
-                expect(c.secrets.map((x: any) => [x.fileName, x.fileMode, x.fileUid, x.secretId])).toEqual([
-                    ["pgha-superuser-password", 0o400, "0", "pgha-superuser-password-id"],
-                    ["pgha-replicator-password", 0o400, "0", "pgha-replicator-password-id"],
-                ]);
-                expect(c.commands).toEqual(["/bin/sh", "/etc/pgha/entrypoint.sh"]);
+                expect(c.configs).toBeUndefined();
+                expect(c.secrets).toBeUndefined();
+                // the launcher waits for the entrypoint the roll delivers into the data volume
+                expect(c.commands).toEqual(["/bin/sh", "-c", LAUNCHER]);
+                expect(LAUNCHER).toContain('exec /bin/sh "$d/entrypoint.sh"');
+                expect(LAUNCHER).toContain("d=/var/lib/pgha/data/pgha");
             });
 
             it("has a healthcheck, a restart policy and a stop grace period for a clean shutdown", () => {
                 const t = spec(run.byName(s.name, SERVICE)).taskSpec;
-                expect(t.containerSpec.healthcheck.tests).toEqual(["CMD", "/bin/sh", "/etc/pgha/entrypoint.sh", "health"]);
+                expect(t.containerSpec.healthcheck.tests).toEqual(["CMD", "/bin/sh", "-c", HEALTHCHECK]);
+                expect(HEALTHCHECK).toContain('exec /bin/sh "$f" health');
                 expect(t.restartPolicy.condition).toBe("any");
                 expect(t.containerSpec.stopGracePeriod).toBe("2m");
             });
@@ -130,53 +119,68 @@ describe("the declared cluster", async () => {
             it("names no role anywhere in its spec", () => {
                 const text = JSON.stringify(spec(run.byName(s.name, SERVICE)));
                 expect(text).not.toMatch(/primary|standby|PGHA_ROLE/i);
-                expect(spec(run.byName(s.name, SERVICE)).taskSpec.containerSpec.env).toEqual({
-                    PGHA_SERVER: s.name,
-                    PGHA_PEERS: lab.servers
+                expect(spec(run.byName(s.name, SERVICE)).taskSpec.containerSpec.env).toEqual({ PGHA_SERVER: s.name });
+            });
+
+            it("gets its own server.conf and peers file through its reload Command", () => {
+                const env = spec(run.byName(`${s.name}-reload`, COMMAND)).environment;
+                expect(env.PGHA_SERVER_CONF).toContain(`primary_slot_name = '${s.name}'`);
+                expect(env.PGHA_PEERS).toBe(
+                    lab.servers
                         .filter((p) => p.name !== s.name)
                         .map((p) => p.name)
                         .join(","),
+                );
+                expect(env.PGHA_POSTGRESQL_CONF).toContain("archive_mode = 'always'");
+                expect(env.PGHA_HBA_CONF).toContain("10.0.201.0/24");
+                expect(env).toMatchObject({
+                    PGHA_DATA_VOLUME: `${s.name}-data`,
+                    PGHA_DOCKER_HOST: s.dockerHost,
+                    PGHA_SERVER_LOST: "0",
+                    PGHA_PG_MAJOR: "15",
+                    PGHA_IMAGE: "pgha-postgres:15-lab",
                 });
-            });
-
-            it("gets its own server.conf naming its peers", () => {
-                const text = decode(run.byName(`${s.name}-server-conf`, CONFIG));
-                expect(text).toContain(`primary_slot_name = '${s.name}'`);
-                expect(run.byName(`${s.name}-server-conf`, CONFIG).inputs.name).toBeUndefined();
             });
         });
     }
 
-    it("ships every server file (the entrypoint and one file per operation), postgresql.conf and pg_hba.conf as auto-named configs", () => {
-        expect(SERVER_FILES).toContain("entrypoint.sh");
-        expect(SERVER_FILES).toEqual(
-            expect.arrayContaining([
-                "run.sh",
-                "instance.sh",
-                "bootstrap.sh",
-                "switchover.sh",
-                "failover.sh",
-                "rejoin.sh",
-                "backup.sh",
-                "restore.sh",
-                "clone.sh",
-            ]),
-        );
-        expect(serverFileResourceName("pgha", "entrypoint.sh")).toBe("pgha-entrypoint");
-        for (const f of SERVER_FILES) {
-            expect(decode(run.byName(serverFileResourceName("pgha", f), CONFIG)), f).toBe(
-                fs.readFileSync(path.join(__dirname, "..", "scripts", "server", f), "utf8"),
-            );
-        }
-        expect(decode(run.byName("pgha-postgresql-conf", CONFIG))).toContain("archive_mode = 'always'");
-        expect(decode(run.byName("pgha-pg-hba-conf", CONFIG))).toContain("10.0.201.0/24");
-        for (const c of run.ofType(CONFIG)) expect(c.inputs.name, c.name).toBeUndefined();
+    it("declares no Docker config or secret: the files and passwords go into the data volumes", () => {
+        expect(run.ofType(CONFIG)).toEqual([]);
+        expect(run.ofType(SECRET)).toEqual([]);
     });
 
-    it("delivers the passwords as secret Docker secrets", () => {
-        const su = run.byName("pgha-superuser-password", SECRET);
-        expect(Buffer.from(String(unwrapSecrets(su.inputs.data)), "base64").toString()).toBe(SUPERUSER);
-        expect(plaintextStrings(su.inputs)).not.toContain(Buffer.from(SUPERUSER).toString("base64"));
+    it("rolls pgha's container files: the roll carries their digest and a restart key", () => {
+        const roll = spec(run.byName("pgha-roll", COMMAND));
+        expect(roll.create).toBe("sh ./scripts/operations/roll.sh");
+        expect(roll.environment.PGHA_SERVER_FILES).toBe(serverFilesDigest(serverFiles(path.join(__dirname, ".."))));
+        expect(roll.environment.PGHA_RESTART_KEY).toMatch(/^[0-9a-f]{64}$/);
+        expect(roll.environment).toMatchObject({ PGHA_IMAGE: "pgha-postgres:15-lab", PGHA_PG_MAJOR: "15", PGHA_ROLL_PRIMARY: "return", PGHA_LOST: "" });
+        expect(SERVER_FILES).toEqual(expect.arrayContaining(["entrypoint.sh", "run.sh", "instance.sh", "reload.sh", "roll.sh", "passwords.sh"]));
+    });
+
+    it("declares each service after the roll, the roll after every reload and the passwords, and those on the volumes alone", async () => {
+        // Slow deliveries: the services must still come after them (their launcher starts on the files).
+        const slow = await runUnderMocks(
+            lab,
+            secrets,
+            () => new Cluster("pgha", loadConfig()),
+            (type, name) => (/-(reload|passwords|roll)$/.test(name) ? 150 : 0),
+        );
+        const order = slow.resources.map((r) => `${r.type} ${r.name}`);
+        const at = (type: string, name: string) => order.indexOf(`${type} ${name}`);
+        for (const s of lab.servers) {
+            expect(at(COMMAND, "pgha-roll")).toBeGreaterThan(at(COMMAND, `${s.name}-reload`));
+            expect(at(SERVICE, s.name)).toBeGreaterThan(at(COMMAND, "pgha-roll"));
+            expect(at(COMMAND, `${s.name}-bootstrap`)).toBeGreaterThan(at(SERVICE, s.name));
+        }
+        expect(at(COMMAND, "pgha-roll")).toBeGreaterThan(at(COMMAND, "pgha-passwords"));
+    });
+
+    it("delivers the passwords through the passwords Command, as secret inputs", () => {
+        const pw = run.byName("pgha-passwords", COMMAND);
+        expect(pw.inputs.create).toBe("sh ./scripts/operations/passwords.sh");
+        expect(isSecretValue(pw.inputs.environment)).toBe(true);
+        expect(unwrapSecrets(pw.inputs.environment)).toMatchObject({ PGHA_SUPERUSER_PASSWORD: SUPERUSER, PGHA_REPLICATOR_PASSWORD: REPLICATOR });
     });
 
     it("never puts a secret in plaintext into any resource input", () => {
@@ -283,7 +287,7 @@ describe("failover and rejoin (pgha:lost)", async () => {
             .filter((r) => JSON.stringify(unwrapSecrets(after.get(key(r))!.inputs)) !== JSON.stringify(unwrapSecrets(r.inputs)))
             .map((r) => r.name);
         // (initialize ignores changes of its inputs: it ran once, at creation)
-        expect(changed.sort()).toEqual(["pg2", "pg2-rejoin", "pgha-initialize", "pgha-switchover"]);
+        expect(changed.sort()).toEqual(["pg2", "pg2-rejoin", "pg2-reload", "pgha-initialize", "pgha-passwords", "pgha-roll", "pgha-switchover"]);
         expect((failover.byName("pgha-switchover", COMMAND).inputs.environment as any).PGHA_LOST).toBe("pg2");
         expect(failover.byName("pgha-switchover", COMMAND).inputs.triggers).toEqual(["pg1"]);
     });

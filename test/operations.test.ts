@@ -119,8 +119,8 @@ describe("one format per kind of value", () => {
         expect(operationEnv("rejoin", { PGHA_SERVER: "pg2", PGHA_SERVER_LOST: true }).PGHA_SERVER_LOST).toBe("1");
         expect(operationEnv("rejoin", { PGHA_SERVER: "pg2", PGHA_SERVER_LOST: false }).PGHA_SERVER_LOST).toBe("0");
         expect(operationEnv("backup", { PGHA_SERVERS: rows, PGHA_BACKUP_LABEL: "b1", PGHA_BACKUP_KEEP: 7 }).PGHA_BACKUP_KEEP).toBe("7");
-        expect(serverEnv({ PGHA_SERVER: "pg1", PGHA_PEERS: ["pg2", "pg3"] })).toEqual({ PGHA_SERVER: "pg1", PGHA_PEERS: "pg2,pg3" });
-        expect(serverEnv({ PGHA_SERVER: "pg1", PGHA_PEERS: [], PGHA_FENCED: true })).toEqual({ PGHA_SERVER: "pg1", PGHA_PEERS: "", PGHA_FENCED: "1" });
+        expect(serverEnv({ PGHA_SERVER: "pg1" })).toEqual({ PGHA_SERVER: "pg1" });
+        expect(serverEnv({ PGHA_SERVER: "pg1", PGHA_FENCED: true })).toEqual({ PGHA_SERVER: "pg1", PGHA_FENCED: "1" });
     });
 
     it("refuses a variable outside the contract and a missing required one", () => {

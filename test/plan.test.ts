@@ -143,6 +143,52 @@ describe("initialize and bootstrap", () => {
     });
 });
 
+describe("the rolling restart's plan", () => {
+    const states = (r: Record<string, string>) =>
+        Object.entries(r)
+            .map(([n, st]) => `${n} ${st}`)
+            .join("\n");
+    it("does nothing when every running server has the new key and image (down and lost ones start with the new files)", () => {
+        expect(plan("roll_plan", "return", states({ pg1: "primary ok", pg2: "standby ok", pg3: "down -" }))).toBe("nothing");
+        expect(plan("roll_plan", "return", states({ pg1: "lost -", pg2: "primary ok" }))).toBe("nothing");
+        expect(plan("roll_plan", "return", "")).toBe("nothing");
+    });
+    it("restarts the standbys first, then switches over to one, restarts the old primary and switches back", () => {
+        expect(plan("roll_plan", "return", states({ pg1: "primary restart", pg2: "standby restart", pg3: "standby image" })).split("\n")).toEqual([
+            "restart pg2",
+            "image pg3",
+            "switchover pg2",
+            "restart pg1",
+            "switchover pg1",
+        ]);
+    });
+    it("leaves the primary on the standby it moved to with mode stay", () => {
+        expect(plan("roll_plan", "stay", states({ pg1: "standby restart", pg2: "primary image" })).split("\n")).toEqual([
+            "restart pg1",
+            "switchover pg1",
+            "image pg2",
+        ]);
+    });
+    it("touches the primary only when it needs it (no switchover for standbys alone)", () => {
+        expect(plan("roll_plan", "return", states({ pg1: "primary ok", pg2: "standby restart", pg3: "down -" }))).toBe("restart pg2");
+    });
+    it("hands over to a standby that is up, never to a down or lost one", () => {
+        expect(plan("roll_plan", "return", states({ pg1: "primary restart", pg2: "down -", pg3: "lost -", pg4: "standby ok" })).split("\n")).toEqual([
+            "switchover pg4",
+            "restart pg1",
+            "switchover pg1",
+        ]);
+    });
+    it("restarts a primary in place only when there is no standby at all", () => {
+        expect(plan("roll_plan", "return", states({ pg1: "primary restart" }))).toBe("alone restart pg1");
+        expect(plan("roll_plan", "return", states({ pg1: "primary image", pg2: "down -" }))).toBe("alone image pg1");
+    });
+    it("refuses with two writable servers, and with none while a running server needs a restart", () => {
+        expect(plan("roll_plan", "return", states({ pg1: "primary ok", pg2: "primary ok" }))).toBe("refuse many pg1 pg2");
+        expect(plan("roll_plan", "return", states({ pg1: "down -", pg2: "standby restart" }))).toBe("refuse no-primary");
+    });
+});
+
 describe("the rejoin's plan (in the server's container)", () => {
     it("leaves the primary alone when it is the only writable server, and refuses two primaries", () => {
         expect(rejoin("rejoin_plan", "primary", "", "cluster")).toBe("primary");

@@ -88,7 +88,7 @@ function makeBox(root: string, port: number, superPw: string, replPw: string): B
     const sock = path.join(root, "sock");
     fs.mkdirSync(etc);
     fs.mkdirSync(secrets, { mode: 0o700 });
-    // The server files are shipped as Docker configs in /etc/pgha/;
+    // The server files are shipped as Docker configs in /var/lib/pgha/data/pgha/;
     // archive_command and restore_command call the entrypoint there.
     const ep = installServerFiles(etc);
     fs.writeFileSync(path.join(secrets, "pgha-superuser-password"), superPw, { mode: 0o400 });

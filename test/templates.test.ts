@@ -72,8 +72,8 @@ describe("postgresql.conf", () => {
 
     it("archives the full WAL stream on every server, never overwriting", () => {
         expect(s.get("archive_mode")).toBe("'always'");
-        expect(s.get("archive_command")).toBe(`'/etc/pgha/entrypoint.sh wal archive "%p" "%f"'`);
-        expect(s.get("restore_command")).toBe(`'/etc/pgha/entrypoint.sh wal restore "%f" "%p"'`);
+        expect(s.get("archive_command")).toBe(`'/var/lib/pgha/data/pgha/entrypoint.sh wal archive "%p" "%f"'`);
+        expect(s.get("restore_command")).toBe(`'/var/lib/pgha/data/pgha/entrypoint.sh wal restore "%f" "%p"'`);
         expect(s.get("archive_timeout")).toBe("'30s'");
     });
 
@@ -82,7 +82,7 @@ describe("postgresql.conf", () => {
         expect(s.get("max_connections")).toBe("150");
         expect(s.get("hot_standby_feedback")).toBe("on");
         expect(s.get("application_name")).toBe("'it''s'");
-        expect(text.trimEnd().split("\n").pop()).toBe("include '/etc/pgha/server.conf'");
+        expect(text.trimEnd().split("\n").pop()).toBe("include '/var/lib/pgha/data/pgha/server.conf'");
     });
 
     it("lets the user replace a tunable default without setting it twice", () => {

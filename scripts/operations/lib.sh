@@ -11,8 +11,13 @@
 
 pgha_op=${pgha_op:-$(basename "$0" .sh)}
 pgha_scripts=$(cd "$(dirname "$0")" && pwd)
-# The container side of every operation (shipped to the servers as Docker configs).
+# The container side of every operation (delivered into every server's data volume by roll.sh).
 pgha_server_files=$(cd "$pgha_scripts/../server" && pwd)
+# Where a server container keeps pgha's files and its passwords (components/templates.ts: PATHS).
+pgha_dir=/var/lib/pgha/data/pgha
+# shellcheck disable=SC2034 # used by the scripts that source this file
+pgha_secrets_dir=/var/lib/pgha/data/pgha-secrets
+pgha_entrypoint=$pgha_dir/entrypoint.sh
 # shellcheck source=plan.sh
 . "$pgha_scripts/plan.sh"
 
@@ -108,14 +113,14 @@ locate() {
 in_server() {
     locate "$1" || return 1
     shift
-    docker_at "$srv_host" exec "$srv_ctr" /bin/sh /etc/pgha/entrypoint.sh "$@"
+    docker_at "$srv_host" exec "$srv_ctr" /bin/sh "$pgha_entrypoint" "$@"
 }
 
 # in_server_stdin NAME SUBCOMMAND ARGS...: like in_server, with this script's stdin attached.
 in_server_stdin() {
     locate "$1" || return 1
     shift
-    docker_at "$srv_host" exec -i "$srv_ctr" /bin/sh /etc/pgha/entrypoint.sh "$@"
+    docker_at "$srv_host" exec -i "$srv_ctr" /bin/sh "$pgha_entrypoint" "$@"
 }
 
 # server_sql NAME SQL: rows of SQL run as postgres on NAME (statements that are no instance state;
@@ -210,4 +215,78 @@ wait_servers() {
         wait_until "$_wl" "$_wn's service to settle (an update in progress)" settled "$_wn" || return 1
         wait_until "$_wl" "PostgreSQL on $_wn to answer" answers "$_wn" || return 1
     done
+}
+
+# ---------------------------------------------------------------------------
+# Delivering files into a server's data volume (reload, roll, passwords)
+# ---------------------------------------------------------------------------
+
+# file_install_script DIR DIRMODE [check]: the start of a script (run by `sh -s` in the server's container
+# or in a one-off container on its data volume) that installs files into DIR; add files with
+# file_install, end with file_install_end. Each file is written beside its place and renamed over
+# it (a running shell keeps reading the old one); unchanged files are left alone; the script
+# prints "changed <file>" for each file it replaced. With check, it changes nothing and prints
+# "changed <file>" for each file that differs. The contents travel base64-encoded in the
+# script's text on stdin: never on a command line, intact whatever they hold.
+file_install_script() {
+    if [ "${3:-}" = check ]; then
+        # shellcheck disable=SC2016 # expanded by the shell that runs the script
+        printf 'put() { printf %%s "$3" | base64 -d | cmp -s - "$1/$2" || echo "changed $2"; }\n'
+        return 0
+    fi
+    printf 'set -e\numask 077\nmkdir -p %s\nchmod %s %s\n' "$1" "$2" "$1"
+    # shellcheck disable=SC2016 # expanded by the shell that runs the script
+    printf 'put() { printf %%s "$3" | base64 -d >"$1/.$2.new"; chmod "$4" "$1/.$2.new"; if cmp -s "$1/.$2.new" "$1/$2"; then rm -f "$1/.$2.new"; else mv -f "$1/.$2.new" "$1/$2"; echo "changed $2"; fi; }\n'
+}
+
+# file_install DIR NAME MODE: one file, its content on stdin.
+file_install() {
+    printf "put %s %s '%s' %s\n" "$1" "$2" "$(base64 | tr -d '\n')" "$3"
+}
+
+# file_install_end DIR [check]: make the directory's entries durable.
+file_install_end() { [ "${2:-}" = check ] || printf 'sync "%s" 2>/dev/null || sync\n' "$1"; }
+
+# spec_image NAME: the image NAME's service runs (as the swarm manager has its spec).
+spec_image() { docker service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$1" 2>/dev/null | sed 's/@sha256:.*//'; }
+
+# deliver HOST VOLUME IMAGE CONTAINER: run the install script on stdin in CONTAINER (the server's
+# running container) or, when CONTAINER is empty, in a one-off container of IMAGE with VOLUME (the
+# server's data volume) mounted where the service mounts it. Prints what it changed.
+deliver() {
+    if [ -n "$4" ]; then
+        docker_at "$1" exec -i "$4" /bin/sh -s
+    else
+        docker_at "$1" volume inspect "$2" >/dev/null 2>&1 || die "volume $2 does not exist on ${1:-the local engine}"
+        docker_at "$1" run --rm -i --network none --label pgha.operation="$pgha_op" -v "$2:/var/lib/pgha/data" --entrypoint /bin/sh "$3" -s
+    fi
+}
+
+# data_major HOST VOLUME IMAGE CONTAINER: the major version of the data directory in VOLUME (its
+# PG_VERSION), empty when it holds none yet.
+data_major() {
+    printf 'cat /var/lib/pgha/data/pgdata/PG_VERSION 2>/dev/null || true\n' | deliver "$@"
+}
+
+# check_data_major HOST VOLUME IMAGE CONTAINER SERVER: refuse when SERVER's data directory is of
+# another major version than pgha:postgresVersion (PGHA_PG_MAJOR): it cannot start on these binaries.
+check_data_major() {
+    _dm=$(data_major "$1" "$2" "$3" "$4") || die "cannot read $2 on ${1:-the local engine}"
+    [ -z "$_dm" ] || [ "$_dm" = "$PGHA_PG_MAJOR" ] ||
+        die "$5's data directory is PostgreSQL $_dm, but pgha:postgresVersion (or the tag of pgha:image) says $PGHA_PG_MAJOR: a data directory cannot start on another major version's binaries, and pgha does not upgrade it. Set pgha:image (and pgha:postgresVersion) back to a PostgreSQL $_dm image; to move to PostgreSQL $PGHA_PG_MAJOR, restore a dump into a new stack (docs/changes.md). Nothing was changed"
+}
+
+# server_files_digest: the digest of scripts/server/*.sh as components/changes.ts computes it
+# (each file in byte order of its name: name, NUL, content, NUL; SHA-256).
+server_files_digest() {
+    (
+        cd "$pgha_server_files" || exit 1
+        LC_ALL=C
+        export LC_ALL
+        for _f in *.sh; do
+            printf '%s\000' "$_f"
+            cat "$_f"
+            printf '\000'
+        done
+    ) | sha256sum | awk '{ print $1 }'
 }

@@ -168,3 +168,36 @@ retention_plan() {
         NR > k { drop[++d] = $1 " " $3 }
         END { print (w == "" ? "-" : w); for (i = 1; i <= d; i++) print "drop " drop[i] }'
 }
+
+# roll_plan MODE STATES: the rolling restart (roll.sh). STATES: lines "name role need", need being
+# restart (its restart key differs: restart it), image (its service runs another image: update
+# it, which restarts it), ok, or - (down or lost: not contacted; it starts with the new files).
+# MODE: return (the primary goes back where it was) or stay. Prints
+#   refuse many NAME...     more than one writable server
+#   refuse no-primary       a running server needs a restart but none is writable
+#   nothing                 no running server needs a restart
+# or the steps, one a line, in order:
+#   restart NAME | image NAME   a standby, each back and streaming before the next step
+#   switchover NAME             the planned switchover (switchover.sh) to a restarted standby
+#   restart NAME | image NAME   then the old primary, now a standby
+#   switchover NAME             with MODE return: back to the old primary
+#   alone restart|image NAME    the primary has no standby to hand over to: restarted in place
+#                               (writes are unavailable while it restarts)
+roll_plan() {
+    printf '%s\n' "$2" | awk -v mode="$1" '
+        NF < 3 { next }
+        $2 == "primary" { np++; primaries = primaries " " $1; p = $1; pneed = $3 }
+        $2 == "standby" { ns++; standby[ns] = $1; sneed[ns] = $3 }
+        ($2 == "primary" || $2 == "standby") && ($3 == "restart" || $3 == "image") { work++ }
+        END {
+            if (np > 1) { print "refuse many" primaries; exit }
+            if (work == 0) { print "nothing"; exit }
+            if (np == 0) { print "refuse no-primary"; exit }
+            for (i = 1; i <= ns; i++) if (sneed[i] == "restart" || sneed[i] == "image") print sneed[i] " " standby[i]
+            if (pneed != "restart" && pneed != "image") exit
+            if (ns == 0) { print "alone " pneed " " p; exit }
+            print "switchover " standby[1]
+            print pneed " " p
+            if (mode == "return") print "switchover " p
+        }'
+}

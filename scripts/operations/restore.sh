@@ -112,7 +112,7 @@ else
         st=$?
         [ "$st" -ne 0 ] || return 0
         server_exec "$primary" rm -rf "$data/pgdata.restore" "$data/pgha-restore-wal" || true
-        for n in $held; do in_server "$n" restore resume || log "warning: could not resume $n (docker exec <container> /etc/pgha/entrypoint.sh restore resume)"; done
+        for n in $held; do in_server "$n" restore resume || log "warning: could not resume $n (docker exec <container> /var/lib/pgha/data/pgha/entrypoint.sh restore resume)"; done
         log "the restore failed before $primary's data directory was replaced: every server was resumed with its data as it was"
     }
     trap resume_all EXIT

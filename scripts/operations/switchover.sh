@@ -51,7 +51,7 @@ done
 plan=$(switchover_plan "$target" "$lost" "$observed")
 case $plan in
 "refuse target-lost") die "$target is declared lost (pgha:lost) and cannot become primary; nothing was changed" ;;
-"refuse many "*) die "more than one server is writable: ${plan#refuse many }. Stop all but one by hand (docker exec <container> /etc/pgha/entrypoint.sh switchover demote), then run pulumi up again" ;;
+"refuse many "*) die "more than one server is writable: ${plan#refuse many }. Stop all but one by hand (docker exec <container> /var/lib/pgha/data/pgha/entrypoint.sh switchover demote), then run pulumi up again" ;;
 "refuse no-primary") die "no server is primary. If the primary's node is lost, declare a failover (docs/failover.md); otherwise start the primary's service and run pulumi up again" ;;
 failover) exec sh "$pgha_scripts/failover.sh" ;;
 nothing)

@@ -4,9 +4,9 @@
 # own beside this one, under the operation's name (the same name as its Pulumi Command, its
 # host-side script in scripts/operations/ and its page in docs/).
 #
-# Contract: docs/container.md. Every file of scripts/server/ is shipped to the service as a Docker
-# config in /etc/pgha/ (this one as /etc/pgha/entrypoint.sh); runs as root (or as the image's
-# user). Image-agnostic: official `postgres` images (Debian: gosu, Alpine: su-exec) and a plain
+# Contract: docs/container.md. Every file of scripts/server/ is delivered by the roll operation
+# into the data volume's pgha/ directory (/var/lib/pgha/data/pgha/entrypoint.sh), where the
+# service's launcher waits for it; runs as root (or as the image's user). Image-agnostic: official `postgres` images (Debian: gosu, Alpine: su-exec) and a plain
 # Debian rootfs with postgresql-15 (binaries in /usr/lib/postgresql/15/bin; setpriv).
 #
 # Usage:
@@ -23,6 +23,10 @@
 #   entrypoint.sh backup take|list|prune ...
 #   entrypoint.sh restore hold|resume|recover|reclone ...
 #   entrypoint.sh clone recover ...
+#   entrypoint.sh reload                     re-read the configuration files (reload.sh)
+#   entrypoint.sh roll key|state|restart     the rolling restart's container side (roll.sh)
+#   entrypoint.sh passwords set <role>|refresh  a new password (verifier on stdin), the pgpass file
+#   entrypoint.sh version                    the major version of the PostgreSQL binaries here
 # The environment is described in lib.sh.
 set -eu
 
@@ -52,8 +56,14 @@ pgha_server_dir=${PGHA_SERVER_DIR:-$(cd "$(dirname "$0")" && pwd)}
 . "$pgha_server_dir/restore.sh"
 # shellcheck source=clone.sh
 . "$pgha_server_dir/clone.sh"
+# shellcheck source=reload.sh
+. "$pgha_server_dir/reload.sh"
+# shellcheck source=roll.sh
+. "$pgha_server_dir/roll.sh"
+# shellcheck source=passwords.sh
+. "$pgha_server_dir/passwords.sh"
 
-usage="entrypoint.sh [run | health | wal archive <path> <file> | wal restore <file> <path> | instance ... | sql <statement> | bootstrap | switchover demote|promote <seconds>|resume|undemote | failover promote <seconds> | rejoin <seconds> | backup take <label>|list|prune <wal|-> [label...] | restore hold|resume|recover <ts> <key> <seconds> [setting...]|reclone <ts> <seconds> | clone recover <ts> <key> <seconds>]"
+usage="entrypoint.sh [run | health | wal archive <path> <file> | wal restore <file> <path> | instance ... | sql <statement> | bootstrap | switchover demote|promote <seconds>|resume|undemote | failover promote <seconds> | rejoin <seconds> | backup take <label>|list|prune <wal|-> [label...] | restore hold|resume|recover <ts> <key> <seconds> [setting...]|reclone <ts> <seconds> | clone recover <ts> <key> <seconds> | reload | roll key|state|restart | passwords set <role>|refresh | version]"
 _op=${1:-run}
 [ $# -eq 0 ] || shift
 case $_op in
@@ -77,5 +87,12 @@ rejoin) rejoin "$@" ;;
 backup) backup_cmd "$@" ;;
 restore) restore_cmd "$@" ;;
 clone) clone_cmd "$@" ;;
+reload) reload_cmd "$@" ;;
+roll) roll_cmd "$@" ;;
+passwords) passwords_cmd "$@" ;;
+version)
+	find_pg_bin
+	pg_major
+	;;
 *) die "unknown subcommand '$_op'; usage: $usage" ;;
 esac

@@ -122,6 +122,36 @@ sql_role_passwords() {
 		"ALTER ROLE replicator WITH REPLICATION LOGIN PASSWORD '$2';"
 }
 
+# sql_role_verifier ROLE VERIFIER: ROLE's password, given as its SCRAM-SHA-256 verifier (never
+# the password itself); the statement is not logged.
+sql_role_verifier() {
+	printf '%s\n' \
+		"SET log_statement = 'none';" \
+		"SET log_min_error_statement = 'panic';" \
+		"SET log_min_duration_statement = -1;" \
+		"ALTER ROLE $1 WITH PASSWORD '$2';"
+}
+
+# When the configuration files were last loaded (a new session sees the postmaster's reload).
+sql_conf_load_time() { echo "SELECT pg_conf_load_time()"; }
+
+# Ask the postmaster to re-read the configuration files (SIGHUP).
+sql_reload() { echo "SELECT pg_reload_conf()"; }
+
+# The problems PostgreSQL found in postgresql.conf and pg_hba.conf at the last load, one a line
+# (a restart-only parameter changed in the file is no problem: it waits for the restart).
+sql_conf_errors() {
+	echo "SELECT sourcefile || ':' || sourceline || ': ' || coalesce(name || ': ', '') || error FROM pg_file_settings f
+WHERE error IS NOT NULL AND NOT EXISTS (SELECT FROM pg_settings s WHERE s.name = f.name AND s.pending_restart)
+UNION ALL SELECT 'pg_hba.conf:' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL"
+}
+
+# The parameters changed in the files that apply only after a restart, comma-separated.
+sql_pending_restart() { echo "SELECT string_agg(name, ',' ORDER BY name) FROM pg_settings WHERE pending_restart"; }
+
+# sql_show NAME: NAME's current value.
+sql_show() { echo "SELECT current_setting('$1')"; }
+
 # ---------------------------------------------------------------------------
 # Facts
 # ---------------------------------------------------------------------------

@@ -3,14 +3,18 @@
 # Environment (paths default to the container contract, docs/container.md; tests override them):
 #   PGHA_SERVER        this server's name, used in log lines (default: $HOSTNAME)
 #   PGHA_PEERS         comma-separated names of the other servers; a physical
-#                      replication slot is kept for each (may be empty)
+#                      replication slot is kept for each (may be empty; default: the
+#                      peers file in PGHA_CONFIG_DIR, delivered by the reload operation)
 #   PGHA_DATA_DIR      data volume (default /var/lib/pgha/data);
 #                      PGDATA is $PGHA_DATA_DIR/pgdata
 #   PGHA_ARCHIVE_DIR   archive volume (default /var/lib/pgha/archive); WAL in wal/,
 #                      base backups in backups/
-#   PGHA_CONFIG_DIR    rendered configuration (default /etc/pgha); PostgreSQL runs
-#                      with config_file=$PGHA_CONFIG_DIR/postgresql.conf
-#   PGHA_SECRETS_DIR   Docker secrets (default /run/secrets): pgha-superuser-password,
+#   PGHA_CONFIG_DIR    pgha's files: these scripts and the rendered configuration
+#                      (default $PGHA_DATA_DIR/pgha, delivered by the reload and roll
+#                      operations); PostgreSQL runs with
+#                      config_file=$PGHA_CONFIG_DIR/postgresql.conf
+#   PGHA_SECRETS_DIR   the passwords (default $PGHA_DATA_DIR/pgha-secrets, root 0700,
+#                      delivered by the passwords operation): pgha-superuser-password,
 #                      pgha-replicator-password (raw; the first line is the password)
 #   PGHA_RUNTIME_DIR   tmpfs for runtime files (default /dev/shm/pgha): pgpass, hold
 #   PGHA_SOCKET_DIR    unix socket directory (default /var/run/postgresql); must be
@@ -33,14 +37,17 @@
 
 : "${PGHA_DATA_DIR:=/var/lib/pgha/data}"
 : "${PGHA_ARCHIVE_DIR:=/var/lib/pgha/archive}"
-: "${PGHA_CONFIG_DIR:=/etc/pgha}"
-: "${PGHA_SECRETS_DIR:=/run/secrets}"
+: "${PGHA_CONFIG_DIR:=$PGHA_DATA_DIR/pgha}"
+: "${PGHA_SECRETS_DIR:=$PGHA_DATA_DIR/pgha-secrets}"
 : "${PGHA_RUNTIME_DIR:=/dev/shm/pgha}"
 : "${PGHA_SOCKET_DIR:=/var/run/postgresql}"
 : "${PGHA_USER:=postgres}"
 : "${PGHA_PG_BIN_SEARCH:=/usr/lib/postgresql/*/bin /usr/local/pgsql/bin}"
 : "${PGHA_SETUID_TOOL:=}"
 : "${PGHA_INITDB_ARGS:=}"
+if [ -z "${PGHA_PEERS+set}" ] && [ -r "$PGHA_CONFIG_DIR/peers" ]; then
+	IFS= read -r PGHA_PEERS <"$PGHA_CONFIG_DIR/peers" || true
+fi
 : "${PGHA_PEERS:=}"
 
 # shellcheck disable=SC3028 # HOSTNAME: set by Docker in the environment
@@ -55,6 +62,10 @@ replicator_secret=$PGHA_SECRETS_DIR/pgha-replicator-password
 pgpass=$PGHA_RUNTIME_DIR/pgpass
 hold=$PGHA_RUNTIME_DIR/hold
 state_file=$PGHA_RUNTIME_DIR/state
+# The restart key this container started with (the roll operation restarts a server whose key
+# differs from the delivered one: components/changes.ts).
+restart_key=$PGHA_CONFIG_DIR/restart-key
+started_key=$PGHA_RUNTIME_DIR/started-key
 
 log() { printf 'pgha: %s: %s\n' "$server" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -107,6 +118,9 @@ find_pg_bin() {
 	PATH=$pg_bin:$PATH
 	export PATH
 }
+
+# pg_major: the major version of the binaries find_pg_bin found ("15" for 15.18).
+pg_major() { postgres -V | sed -n 's/^[^0-9]*\([0-9][0-9]*\).*/\1/p'; }
 
 # Sets setuid_tool ("none" when not root), pg_uid, pg_gid.
 find_pg_user() {
@@ -337,6 +351,12 @@ local_socket() {
 local_sql() {
 	local_socket
 	printf '%s\n' "$1" | as_pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres
+}
+
+# local_sql_stdin: run the statements on stdin as postgres on this server's socket.
+local_sql_stdin() {
+	local_socket
+	as_pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres
 }
 
 # peer_conninfo USER: libpq connection string naming every peer; libpq picks

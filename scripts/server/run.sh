@@ -211,6 +211,7 @@ run_server() {
 	trap 'signal_postgres HUP' HUP
 	prepare_dirs
 	write_pgpass
+	if [ -r "$restart_key" ]; then cp "$restart_key" "$started_key"; else rm -f "$started_key"; fi
 	while :; do
 		prepare_pgdata
 		fence

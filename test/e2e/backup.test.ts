@@ -126,7 +126,7 @@ describe("backups, retention, archiving across a swap, point-in-time recovery (l
 
         // A label is never overwritten.
         const before = sh("bk2", `md5sum ${ARCHIVE}/backups/b1/base.tar.gz`);
-        expect(() => sh("bk2", "/etc/pgha/entrypoint.sh backup take b1")).toThrow(/exists already.*refusing to overwrite/);
+        expect(() => sh("bk2", "/var/lib/pgha/data/pgha/entrypoint.sh backup take b1")).toThrow(/exists already.*refusing to overwrite/);
         expect(sh("bk2", `md5sum ${ARCHIVE}/backups/b1/base.tar.gz`)).toBe(before);
     });
 

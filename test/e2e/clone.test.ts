@@ -116,13 +116,13 @@ describe("a new stack cloned from another stack's backup and archive (labclone f
 
         // Nothing may write into the source's archive volume: PostgreSQL on bk2 is held (its own
         // archiver stopped) so that the volume can be compared byte for byte.
-        sh("bk2", "/etc/pgha/entrypoint.sh restore hold");
+        sh("bk2", "/var/lib/pgha/data/pgha/entrypoint.sh restore hold");
         const before = volumeFingerprint(ENGINES["node-b"], "bk2-archive");
         try {
             await phase("clone: apply the labclone stack (cloneFrom bk2-archive / clonesrc)", () => cloneEngine("up"));
         } finally {
             const after = volumeFingerprint(ENGINES["node-b"], "bk2-archive");
-            sh("bk2", "/etc/pgha/entrypoint.sh restore resume");
+            sh("bk2", "/var/lib/pgha/data/pgha/entrypoint.sh restore resume");
             expect(after, "the source archive volume changed").toBe(before);
         }
 

@@ -1,7 +1,7 @@
 // Helpers of the end-to-end suite: the lab swarm (scripts/lab.sh), the real Pulumi CLI that applies
 // the program to it (pulumi.ts), and PostgreSQL clients to the real servers.
 
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
 import { Client } from "pg";
@@ -28,6 +28,15 @@ export const ENDPOINTS: Record<string, { host: string; port: number }> = {
     // Pulumi.lab17.yaml (test/e2e/versions.test.ts)
     v1: { host: "127.0.0.1", port: 15492 },
     v2: { host: "192.168.77.2", port: 15493 },
+    // Pulumi.lab18.yaml (test/e2e/versions18.test.ts)
+    w1: { host: "127.0.0.1", port: 15522 },
+    w2: { host: "192.168.77.2", port: 15523 },
+    // Pulumi.labch.yaml (test/e2e/changes.test.ts, PostgreSQL 15)
+    c1: { host: "127.0.0.1", port: 15502 },
+    c2: { host: "192.168.77.2", port: 15503 },
+    // Pulumi.labch17.yaml (test/e2e/changes17.test.ts)
+    d1: { host: "127.0.0.1", port: 15512 },
+    d2: { host: "192.168.77.2", port: 15513 },
 };
 
 /** Random passwords for this run, given to the program as secret config. */
@@ -38,6 +47,29 @@ export const PASSWORDS = {
 
 const t0 = Date.now();
 /** Prints how long a phase took (the suite's wall time is reported phase by phase). */
+/**
+ * `scripts/lab.sh image` for a PostgreSQL major version (built once, then cached), without blocking
+ * this process: a build takes a minute or more, and a test worker blocked that long loses its
+ * connection to vitest ("Timeout calling onTaskUpdate").
+ */
+export function labImage(major: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+        const child = spawn("sh", [path.join(ROOT, "scripts", "lab.sh"), "image"], {
+            env: { ...process.env, PGHA_PG_VERSION: String(major) },
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (out += d));
+        const timer = setTimeout(() => child.kill("SIGTERM"), 900_000);
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            if (code === 0) resolve();
+            else reject(new Error(`scripts/lab.sh image (PGHA_PG_VERSION=${major}) failed (${code}):\n${out}`));
+        });
+    });
+}
+
 export async function phase<T>(name: string, body: () => Promise<T> | T): Promise<T> {
     const start = Date.now();
     try {
@@ -107,8 +139,11 @@ function verbArgs(verb: Verb, stack: string, json: boolean): string[] {
     }
 }
 
+/** Passwords besides the current ones that must never be printed (rotated ones, the old and the new). */
+export const CHECKED_PASSWORDS: string[] = [];
+
 function noPlaintextPasswords(verb: string, ...texts: string[]): void {
-    for (const secret of Object.values(PASSWORDS)) {
+    for (const secret of [...Object.values(PASSWORDS), ...CHECKED_PASSWORDS]) {
         if (texts.some((t) => t.includes(secret))) throw new Error(`the CLI's output shows a password in plaintext (${verb})`);
     }
 }

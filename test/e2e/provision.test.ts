@@ -107,14 +107,15 @@ describe("the lab stack on a real two-node swarm", () => {
         // The Commands that carry a password in their environment have every output secret:
         // ciphertext in the state, never the text.
         const resources = JSON.parse(exported).deployment.resources as { type: string; urn: string; inputs?: any; outputs?: any }[];
-        const bootstrap = resources.find((r) => r.type === "command:local:Command" && r.urn.endsWith("::pg2-bootstrap"));
-        expect(bootstrap, "the pg2-bootstrap Command in the state").toBeTruthy();
-        expect(bootstrap!.inputs.environment[SECRET_SIG]).toBe("1b47061264138c4ac30d75fd1eb44270");
-        for (const key of ["stdout", "stderr", "environment"])
-            expect(bootstrap!.outputs[key]?.[SECRET_SIG], `pg2-bootstrap output ${key} is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
-        const secrets = resources.filter((r) => r.type === "docker:index/secret:Secret");
-        expect(secrets.length).toBe(2);
-        for (const r of secrets) expect(r.inputs.data[SECRET_SIG], `${r.urn} data is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
+        for (const name of ["pg2-bootstrap", "pgha-passwords"]) {
+            const c = resources.find((r) => r.type === "command:local:Command" && r.urn.endsWith(`::${name}`));
+            expect(c, `the ${name} Command in the state`).toBeTruthy();
+            expect(c!.inputs.environment[SECRET_SIG], name).toBe("1b47061264138c4ac30d75fd1eb44270");
+            for (const key of ["stdout", "stderr", "environment"])
+                expect(c!.outputs[key]?.[SECRET_SIG], `${name} output ${key} is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
+        }
+        // No Docker secret: the passwords go into the data volumes by the passwords operation.
+        expect(resources.filter((r) => r.type === "docker:index/secret:Secret")).toEqual([]);
     });
 
     it("never makes the CLI, the language host or a plugin try an outside address", () => {
@@ -201,7 +202,7 @@ describe("the lab stack on a real two-node swarm", () => {
     });
 
     it("stops `pulumi destroy` at the protected volumes, keeping their data, and comes back on them", async () => {
-        // Pulumi's engine deletes what is not protected (services, configs, secrets, network,
+        // Pulumi's engine deletes what is not protected (services, network,
         // Commands) and refuses every protected resource: the cluster goes down, the data stays.
         await query("pg1", "create table if not exists e2e_protected (v text)");
         await query("pg1", "insert into e2e_protected values ('still here')");

@@ -144,6 +144,16 @@ function baseConfigFile(workspace: string, stack: string): string {
     return path.join(workspace, `base.Pulumi.${stack}.yaml`);
 }
 
+/**
+ * A secret's new value, as a user rotates it (`pulumi config set --secret`, the value on stdin),
+ * kept in the stack's base config so that every later run has it.
+ */
+export function rotateSecret(workspace: string, stack: string, key: string, value: string): void {
+    resetConfig(workspace, stack);
+    mustPulumi(workspace, stack, ["config", "set", "--secret", "--stack", stack, key], value);
+    fs.copyFileSync(path.join(projectDir(workspace), `Pulumi.${stack}.yaml`), baseConfigFile(workspace, stack));
+}
+
 /** Puts the stack's config back to what ensureStack made (repository file and secrets). */
 export function resetConfig(workspace: string, stack: string): void {
     fs.copyFileSync(baseConfigFile(workspace, stack), path.join(projectDir(workspace), `Pulumi.${stack}.yaml`));

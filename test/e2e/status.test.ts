@@ -148,7 +148,7 @@ describe("npm run status on the lab swarm", () => {
             // The service was not restarted meanwhile: the entrypoint holds PostgreSQL stopped.
             expect(containerOf("st2", "node-b")).toBe(st2);
         } finally {
-            docker(ENGINES["node-b"], ["exec", st2, "/bin/sh", "/etc/pgha/entrypoint.sh", "restore", "resume"]);
+            docker(ENGINES["node-b"], ["exec", st2, "/bin/sh", "/var/lib/pgha/data/pgha/entrypoint.sh", "restore", "resume"]);
         }
         const healthy = await phase("status: st2 released, healthy again", () =>
             waitFor(
