@@ -301,8 +301,16 @@ async function loseNodeB(lagCommits: number): Promise<{ ackedBefore: number; tFa
     const ackedBefore = writer!.count;
     await expect(query("fo2", "SELECT 1")).rejects.toThrow();
 
-    // The preview of a failover: the lost server's rejoin (no-op) and fenced spec, the switchover.
-    expect(await planned(config("fo1", ["fo2"]))).toEqual(["replace fo2-rejoin", "replace pgha-switchover", "update fo2"]);
+    // The preview of a failover: the lost server's rejoin (no-op) and fenced spec, the switchover;
+    // and the day-2 operations whose inputs name the lost list (they leave fo2 alone, nothing to do).
+    expect(await planned(config("fo1", ["fo2"]))).toEqual([
+        "replace fo2-rejoin",
+        "replace pgha-switchover",
+        "update fo2",
+        "update fo2-reload",
+        "update pgha-passwords",
+        "update pgha-roll",
+    ]);
     const tFailover = Date.now();
     const failover = await phase("failover: pgha:primary fo1, pgha:lost [fo2], apply", () => engine("up", config("fo1", ["fo2"])));
     show("failover", failover, "pgha-switchover", "fo2-rejoin");
@@ -418,7 +426,14 @@ describe("failover, fencing and rejoin by `pulumi up`", () => {
 
         // Rejoin: fo2 leaves pgha:lost. Preview: its rejoin runs, its fence goes, the switchover
         // sees the new lost list (and finds fo1 primary already).
-        expect(await planned(config("fo1", []))).toEqual(["replace fo2-rejoin", "update fo2", "update pgha-switchover"]);
+        expect(await planned(config("fo1", []))).toEqual([
+            "replace fo2-rejoin",
+            "update fo2",
+            "update fo2-reload",
+            "update pgha-passwords",
+            "update pgha-roll",
+            "update pgha-switchover",
+        ]);
         const rejoin = await phase("rejoin: pgha:lost [], apply", () => engine("up", config("fo1", [])));
         show("rejoin", rejoin, "fo2-rejoin", "pgha-switchover");
         const ops = opLines(rejoin, "fo2-rejoin");
