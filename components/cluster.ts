@@ -11,7 +11,7 @@ import { ClusterNetwork } from "./network";
 import { OperationValues, ServerRow, operationCommand, operationEnv } from "./operations";
 import { restartKey, serverFilesDigest } from "./changes";
 import { Server, volumeNames } from "./server";
-import { connectionStrings, renderPeers, renderPgHba, renderPostgresqlConf, renderServerConf } from "./templates";
+import { connectionStrings, renderPgHba, renderPostgresqlConf, renderServerConf } from "./templates";
 
 export interface ClusterArgs {
     readonly config: PghaConfig;
@@ -156,6 +156,8 @@ export class Cluster extends pulumi.ComponentResource {
             );
         }
 
+        /** The other servers' names. */
+        const peersOf = (s: ServerConfig) => cfg.servers.filter((p) => p.name !== s.name).map((p) => p.name);
         const serverArgs = (s: ServerConfig) => ({
             config: cfg,
             server: s,
@@ -224,17 +226,7 @@ export class Cluster extends pulumi.ComponentResource {
         // not contacted; it gets its files when it leaves pgha:lost (its flag or the lost list is
         // in each Command's inputs).
         const dataVolumes = cfg.servers.map((s) => this.servers[s.name].dataVolume);
-        const passwordEnv = pulumi.secret(
-            pulumi.all([args.superuserPassword, args.replicatorPassword]).apply(([su, repl]) =>
-                operationEnv("passwords", {
-                    PGHA_SERVERS: allServers,
-                    PGHA_LOST: cfg.lost,
-                    PGHA_IMAGE: cfg.image,
-                    PGHA_SUPERUSER_PASSWORD: su,
-                    PGHA_REPLICATOR_PASSWORD: repl,
-                }),
-            ),
-        );
+        const passwordEnv = passwords.apply((pw) => operationEnv("passwords", { PGHA_SERVERS: allServers, PGHA_LOST: cfg.lost, PGHA_IMAGE: cfg.image, ...pw }));
         this.passwordsCommand = new command.local.Command(
             `${name}-passwords`,
             { create: operationCommand("passwords"), environment: passwordEnv, logging: "stderr" },
@@ -257,7 +249,7 @@ export class Cluster extends pulumi.ComponentResource {
                         PGHA_POSTGRESQL_CONF: postgresqlConf,
                         PGHA_HBA_CONF: hbaConf,
                         PGHA_SERVER_CONF: renderServerConf(cfg, s),
-                        PGHA_PEERS: renderPeers(cfg, s).trim().split(",").filter(Boolean),
+                        PGHA_PEERS: peersOf(s),
                     }),
                     logging: "stderr",
                 },
@@ -304,7 +296,6 @@ export class Cluster extends pulumi.ComponentResource {
         // copy of the current primary by pg_basebackup. Its inputs never name the primary (the
         // copy comes from whichever peer is writable), so a role swap does not touch it.
         for (const s of cfg.servers) {
-            const peers = cfg.servers.filter((p) => p.name !== s.name).map((p) => p.name);
             this.bootstraps[s.name] = new command.local.Command(
                 `${s.name}-bootstrap`,
                 {
@@ -312,7 +303,7 @@ export class Cluster extends pulumi.ComponentResource {
                     environment: passwords.apply((pw) =>
                         operationEnv("bootstrap", {
                             PGHA_SERVER: s.name,
-                            PGHA_PEERS: peers,
+                            PGHA_PEERS: peersOf(s),
                             PGHA_DOCKER_HOST: dockerHostOf(s),
                             PGHA_DATA_VOLUME: volumeNames(s.name).data,
                             PGHA_NETWORK: cfg.network.name,

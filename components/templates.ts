@@ -154,16 +154,6 @@ export function renderServerConf(cfg: PghaConfig, server: ServerConfig, paths: P
     ].join("\n");
 }
 
-/** The peers file: the other servers' names, comma-separated (slots are kept for them; a copy comes from whichever is writable). */
-export function renderPeers(cfg: PghaConfig, server: ServerConfig): string {
-    return (
-        cfg.servers
-            .filter((s) => s.name !== server.name)
-            .map((s) => s.name)
-            .join(",") + "\n"
-    );
-}
-
 /** pg_hba.conf, identical for every server. */
 export function renderPgHba(cfg: PghaConfig): string {
     const rows: string[][] = [

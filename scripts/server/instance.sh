@@ -149,9 +149,6 @@ UNION ALL SELECT 'pg_hba.conf:' || line_number || ': ' || error FROM pg_hba_file
 # The parameters changed in the files that apply only after a restart, comma-separated.
 sql_pending_restart() { echo "SELECT string_agg(name, ',' ORDER BY name) FROM pg_settings WHERE pending_restart"; }
 
-# sql_show NAME: NAME's current value.
-sql_show() { echo "SELECT current_setting('$1')"; }
-
 # ---------------------------------------------------------------------------
 # Facts
 # ---------------------------------------------------------------------------
