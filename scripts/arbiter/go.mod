@@ -1,0 +1,3 @@
+module pgha.local/arbiter
+
+go 1.26
