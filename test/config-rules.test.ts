@@ -4,13 +4,14 @@
 
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { RawConfig } from "../components/config";
+import { FAILOVER_DEFAULTS, RawConfig } from "../components/config";
 import {
     archiveRule,
     backupRule,
     clientsRule,
     cloneFromRule,
     Draft,
+    failoverRule,
     imageRule,
     keysRule,
     lostRule,
@@ -20,6 +21,7 @@ import {
     postgresVersionRule,
     primaryRule,
     replicationRule,
+    resolveFailover,
     restoreRule,
     rollingRestartRule,
     Rule,
@@ -50,6 +52,7 @@ describe("the rule list", () => {
             "primaryRule",
             "lostRule",
             "rollingRestartRule",
+            "failoverRule",
             "postgresqlRule",
             "replicationRule",
             "archiveRule",
@@ -78,7 +81,7 @@ describe("keysRule", () => {
     });
     it("names an unknown key, the known ones and the fix", () => {
         expect(check(keysRule, { primay: "pg1" }).problems).toEqual([
-            "pgha:primay: unknown key; the keys are network, image, postgresVersion, servers, primary, postgresql, replication, archive, clients, lost, rollingRestart, backup, restore, cloneFrom, superuserPassword, replicatorPassword (remove it: pulumi config rm pgha:primay)",
+            "pgha:primay: unknown key; the keys are network, image, postgresVersion, servers, primary, postgresql, replication, archive, clients, lost, rollingRestart, failover, backup, restore, cloneFrom, superuserPassword, replicatorPassword (remove it: pulumi config rm pgha:primay)",
         ]);
     });
     it("does not take an Object.prototype name for a key", () => {
@@ -333,6 +336,62 @@ describe("rollingRestartRule", () => {
     });
 });
 
+describe("failoverRule", () => {
+    it("records the defaults merged with what is set, in milliseconds and bytes", () => {
+        expect(check(failoverRule, {}).draft.failover).toEqual(FAILOVER_DEFAULTS);
+        expect(check(failoverRule, { failover: { automatic: false, callTimeout: "500ms", maxLag: "0" } })).toEqual({
+            problems: [],
+            draft: { ...newDraft(), failover: { ...FAILOVER_DEFAULTS, automatic: false, callTimeoutMs: 500, maxLagBytes: 0 } },
+        });
+    });
+    it("refuses each field word for word, keeping the default of a refused field", () => {
+        const { problems, draft } = check(failoverRule, {
+            failover: { automatic: "on", ttl: "10 secs", renewInterval: "100ms", callTimeout: 2, maxLag: "-1", arbiterImage: "", retries: 3 },
+        });
+        expect(problems).toEqual([
+            "pgha:failover.retries: unknown key; failover has automatic, ttl, renewInterval, fenceDeadline, callTimeout, maxLag, arbiterImage (remove it: pulumi config rm --path 'failover.retries')",
+            "pgha:failover.automatic: 'on' is not true or false: pulumi config set --path 'failover.automatic' true (or false)",
+            "pgha:failover.ttl: '10 secs' is not a duration such as 10s or 500ms (units us, ms, s, min, h, d): pulumi config set --path 'failover.ttl' 10s",
+            "pgha:failover.renewInterval: 100ms is below 200ms: the primary would call every arbiter several times a second for nothing: pulumi config set --path 'failover.renewInterval' 2s",
+            "pgha:failover.callTimeout: 2 has no unit; write the duration with its unit (us, ms, s, min, h, d): pulumi config set --path 'failover.callTimeout' 2s (or 2ms)",
+            "pgha:failover.maxLag: -1 is not a size of 0 or more: there is no \"no limit\" here, a standby that far behind would lose the transactions it lacks by taking over: pulumi config set --path 'failover.maxLag' 16MB",
+            "pgha:failover.arbiterImage: '' is not an image reference; e.g. pulumi config set --path 'failover.arbiterImage' pgha-arbiter:0.1.0",
+        ]);
+        expect(draft.failover).toEqual(FAILOVER_DEFAULTS);
+    });
+    it("refuses the durations against each other, word for word", () => {
+        expect(check(failoverRule, { failover: { fenceDeadline: "9s" } }).problems).toEqual([
+            "pgha:failover.fenceDeadline: fence deadline 9s + call timeout 1s = 10s is not well below the ttl 10s (at most 80%: 8s): a primary cut off from the arbiters could still be writable when another server takes the lease; lower fenceDeadline to at most 7s (pulumi config set --path 'failover.fenceDeadline' 7s), or raise ttl to at least 13s (pulumi config set --path 'failover.ttl' 13s)",
+        ]);
+        expect(check(failoverRule, { failover: { renewInterval: "3500ms", ttl: "1min" } }).problems).toEqual([
+            "pgha:failover.fenceDeadline: 6s is less than twice renewInterval 3500ms (7s): the primary would fence itself after a single missed renewal; raise fenceDeadline (pulumi config set --path 'failover.fenceDeadline' 7s) or lower renewInterval (pulumi config set --path 'failover.renewInterval' 3s)",
+        ]);
+        expect(check(failoverRule, { failover: { ttl: "1min", fenceDeadline: "4s", callTimeout: "3s" } }).problems).toEqual([
+            "pgha:failover.fenceDeadline: renewInterval 2s + callTimeout 3s = 5s is not below fenceDeadline 4s: a renewal that times out would leave no time for a retry before the primary fences itself; raise fenceDeadline (pulumi config set --path 'failover.fenceDeadline' 6s) or lower renewInterval or callTimeout",
+        ]);
+        // When no fence deadline fits the ttl, only the ttl is offered; when no ttl fits either, neither.
+        expect(check(failoverRule, { failover: { ttl: "5s", renewInterval: "2s" } }).problems).toEqual([
+            "pgha:failover.fenceDeadline: fence deadline 6s + call timeout 1s = 7s is not well below the ttl 5s (at most 80%: 4s): a primary cut off from the arbiters could still be writable when another server takes the lease; raise ttl to at least 9s (pulumi config set --path 'failover.ttl' 9s)",
+        ]);
+        expect(check(failoverRule, { failover: { ttl: "4min", fenceDeadline: "4min", renewInterval: "2min" } }).problems[0]).toMatch(
+            /; lower fenceDeadline and callTimeout, or raise ttl$/,
+        );
+    });
+    it("leaves out a comparison whose field was refused on its own", () => {
+        expect(check(failoverRule, { failover: { ttl: "2s", fenceDeadline: "soon" } }).problems.map((p) => p.split(":")[1])).toEqual([
+            "failover.ttl",
+            "failover.fenceDeadline",
+        ]);
+    });
+    it("reads a partial object like the rule for npm run status (resolveFailover)", () => {
+        expect(resolveFailover(undefined)).toEqual({ failover: FAILOVER_DEFAULTS, problems: [] });
+        expect(resolveFailover({ automatic: false }).failover).toEqual({ ...FAILOVER_DEFAULTS, automatic: false });
+        expect(resolveFailover("off").problems).toEqual([
+            "pgha:failover: must be an object { automatic, ttl, renewInterval, fenceDeadline, callTimeout, maxLag, arbiterImage }; e.g. to turn automatic failover off: pulumi config set --path 'failover.automatic' false",
+        ]);
+    });
+});
+
 describe("postgresqlRule", () => {
     it("records the parameters it accepts, wal_level logical included", () => {
         const { problems, draft } = check(
@@ -525,5 +584,9 @@ describe("the reader (stack-config.ts)", () => {
     it("reads postgresVersion and rollingRestart as JSON: a number, an object", () => {
         pulumi.runtime.setAllConfig({ "pgha:postgresVersion": "17", "pgha:rollingRestart": '{"primary":"stay"}' }, []);
         expect(readRawConfig()).toEqual({ postgresVersion: 17, rollingRestart: { primary: "stay" } });
+    });
+    it("reads failover as JSON, as pulumi config set --path stores it", () => {
+        pulumi.runtime.setAllConfig({ "pgha:failover": '{"automatic":false,"ttl":"30s"}' }, []);
+        expect(readRawConfig()).toEqual({ failover: { automatic: false, ttl: "30s" } });
     });
 });

@@ -5,7 +5,21 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { CONFIG_KEYS, ConfigError, DEFAULTS, RawConfig, SECRET_KEYS, validateConfig, validateSecrets } from "../components/config";
+import {
+    arbiterServiceName,
+    CONFIG_KEYS,
+    ConfigError,
+    DEFAULTS,
+    durationMs,
+    FAILOVER_DEFAULTS,
+    formatDuration,
+    leaseConfigName,
+    RawConfig,
+    SECRET_KEYS,
+    sizeBytes,
+    validateConfig,
+    validateSecrets,
+} from "../components/config";
 
 const good: RawConfig = {
     servers: [
@@ -40,6 +54,15 @@ describe("valid configuration", () => {
         expect(cfg.image).toBe("postgres:15");
         expect(cfg.postgresVersion).toBe(15);
         expect(cfg.rollingRestart).toEqual({ primary: "return" });
+        expect(cfg.failover).toEqual({
+            automatic: true,
+            ttlMs: 10_000,
+            renewIntervalMs: 2_000,
+            fenceDeadlineMs: 6_000,
+            callTimeoutMs: 1_000,
+            maxLagBytes: 16 * 1024 * 1024,
+            arbiterImage: "pgha-arbiter:0.1.0",
+        });
         expect(cfg.replication).toEqual({ maxSlotWalKeepSize: "10GB", synchronous: false });
         expect(cfg.archive).toEqual({ timeout: "60s" });
         expect(cfg.clients.cidrs).toEqual([]);
@@ -257,6 +280,175 @@ describe("lost (failover)", () => {
         refused({ ...good, primary: "pg2", lost: ["pg2"] }, "pgha:primary", /'pg2' is declared lost/, /pulumi config set pgha:primary pg1/));
     it("leaves at least one server", () =>
         refused({ ...good, lost: ["pg1", "pg2"] }, "pgha:lost", /lists every server/, /remove the servers whose node is back/));
+});
+
+describe("failover", () => {
+    const failover = (f: unknown) => validateConfig({ ...good, failover: f }).failover;
+    const FENCE = "pgha:failover.fenceDeadline";
+
+    it("defaults to automatic failover with a 10s lease, renewed every 2s, fenced after 6s", () => {
+        expect(validateConfig(good).failover).toEqual(FAILOVER_DEFAULTS);
+        expect(FAILOVER_DEFAULTS).toEqual({
+            automatic: true,
+            ttlMs: 10_000,
+            renewIntervalMs: 2_000,
+            fenceDeadlineMs: 6_000,
+            callTimeoutMs: 1_000,
+            maxLagBytes: 16_777_216,
+            arbiterImage: "pgha-arbiter:0.1.0",
+        });
+        expect(failover({})).toEqual(FAILOVER_DEFAULTS);
+    });
+    it("merges a partial object with the defaults key by key", () => {
+        expect(failover({ automatic: false })).toEqual({ ...FAILOVER_DEFAULTS, automatic: false });
+        expect(failover({ ttl: "30s", fenceDeadline: "20s" })).toEqual({ ...FAILOVER_DEFAULTS, ttlMs: 30_000, fenceDeadlineMs: 20_000 });
+        expect(failover({ maxLag: "1GB", arbiterImage: "registry:5000/pgha/arbiter:0.2" })).toEqual({
+            ...FAILOVER_DEFAULTS,
+            maxLagBytes: 1024 ** 3,
+            arbiterImage: "registry:5000/pgha/arbiter:0.2",
+        });
+    });
+    it("reads the durations in milliseconds and maxLag in bytes", () => {
+        expect(failover({ callTimeout: "500ms", renewInterval: "1500ms", ttl: "1min", fenceDeadline: "40s" })).toMatchObject({
+            callTimeoutMs: 500,
+            renewIntervalMs: 1_500,
+            ttlMs: 60_000,
+            fenceDeadlineMs: 40_000,
+        });
+        expect(failover({ ttl: "5min", fenceDeadline: "3min" })).toMatchObject({ ttlMs: 300_000, fenceDeadlineMs: 180_000 });
+        expect(failover({ maxLag: "0" }).maxLagBytes).toBe(0);
+        expect(failover({ maxLag: "512kB" }).maxLagBytes).toBe(524_288);
+        for (const [text, ms] of [
+            ["500ms", 500],
+            ["2s", 2_000],
+            ["2 s", 2_000],
+            ["1min", 60_000],
+            ["1h", 3_600_000],
+            ["1500us", 1.5],
+            ["10", 10_000],
+        ] as const) {
+            expect(durationMs(text), text).toBe(ms);
+        }
+        for (const bad of ["2sec", "1.5s", "-1s", "", 2, "s"]) expect(durationMs(bad), String(bad)).toBeUndefined();
+        for (const [text, bytes] of [
+            ["16MB", 16_777_216],
+            ["100B", 100],
+            ["1kB", 1024],
+            ["2GB", 2 * 1024 ** 3],
+            ["1TB", 1024 ** 4],
+            ["16", 16_777_216],
+            ["-1", -1],
+        ] as const) {
+            expect(sizeBytes(text), text).toBe(bytes);
+        }
+        for (const bad of ["16mb", "1.5GB", "lots", 16]) expect(sizeBytes(bad), String(bad)).toBeUndefined();
+        expect([10_000, 500, 120_000, 90_000, 7_001, 1.5].map(formatDuration)).toEqual(["10s", "500ms", "2min", "90s", "7001ms", "1500us"]);
+    });
+    it("accepts one server: automatic failover is then inert", () =>
+        expect(validateConfig({ servers: [{ name: "pg1", node: "a" }], primary: "pg1" }).failover.automatic).toBe(true));
+
+    it("accepts fenceDeadline + callTimeout at exactly 80% of the ttl, and refuses just over it", () => {
+        expect(failover({ fenceDeadline: "7s" })).toMatchObject({ fenceDeadlineMs: 7_000, callTimeoutMs: 1_000, ttlMs: 10_000 });
+        expect(failover({ ttl: "5s", fenceDeadline: "3s", renewInterval: "1s" })).toMatchObject({ ttlMs: 5_000, fenceDeadlineMs: 3_000 });
+        refused(
+            { ...good, failover: { fenceDeadline: "7001ms" } },
+            FENCE,
+            /fence deadline 7001ms \+ call timeout 1s = 8001ms is not well below the ttl 10s \(at most 80%: 8s\)/,
+            /could still be writable when another server takes the lease/,
+            /pulumi config set --path 'failover.fenceDeadline' 7s/,
+            /pulumi config set --path 'failover.ttl' 11s/,
+        );
+        refused({ ...good, failover: { callTimeout: "1001ms", fenceDeadline: "7s" } }, FENCE, /= 8001ms is not well below the ttl 10s/);
+        refused({ ...good, failover: { ttl: "8749ms" } }, FENCE, /fence deadline 6s \+ call timeout 1s = 7s is not well below the ttl 8749ms/);
+        expect(failover({ ttl: "8750ms" }).ttlMs).toBe(8_750);
+    });
+    it("states the numbers of the 80% rule, as the issue's example does", () =>
+        refused(
+            { ...good, failover: { fenceDeadline: "9s" } },
+            FENCE,
+            /^pgha:failover\.fenceDeadline: fence deadline 9s \+ call timeout 1s = 10s is not well below the ttl 10s \(at most 80%: 8s\): a primary cut off from the arbiters could still be writable when another server takes the lease; lower fenceDeadline to at most 7s/,
+        ));
+    it("gives the primary a retry before it fences: fenceDeadline at least twice renewInterval, and above renewInterval + callTimeout", () => {
+        expect(failover({ renewInterval: "3s" }).renewIntervalMs).toBe(3_000);
+        refused(
+            { ...good, failover: { renewInterval: "4s" } },
+            FENCE,
+            /6s is less than twice renewInterval 4s \(8s\): the primary would fence itself after a single missed renewal/,
+            /pulumi config set --path 'failover.fenceDeadline' 8s/,
+            /pulumi config set --path 'failover.renewInterval' 3s/,
+        );
+        refused(
+            { ...good, failover: { ttl: "1min", callTimeout: "4s" } },
+            FENCE,
+            /renewInterval 2s \+ callTimeout 4s = 6s is not below fenceDeadline 6s: a renewal that times out would leave no time for a retry/,
+            /pulumi config set --path 'failover.fenceDeadline' 7s/,
+        );
+    });
+    it("holds the ttl between 3s and 5min", () => {
+        expect(failover({ ttl: "3s", fenceDeadline: "2s", renewInterval: "800ms", callTimeout: "400ms" }).ttlMs).toBe(3_000);
+        expect(failover({ ttl: "5min" }).ttlMs).toBe(300_000);
+        for (const ttl of ["2999ms", "301s", "1h"]) {
+            const problems = problemsOf({ ...good, failover: { ttl, fenceDeadline: "2s", renewInterval: "800ms", callTimeout: "400ms" } });
+            expect(problems, ttl).toEqual([
+                expect.stringMatching(/^pgha:failover\.ttl: \S+ is outside 3s to 5min: .*pulumi config set --path 'failover.ttl' 10s$/),
+            ]);
+        }
+    });
+    it("holds callTimeout at 100ms or more and renewInterval at 200ms or more", () => {
+        expect(failover({ callTimeout: "100ms", renewInterval: "200ms" })).toMatchObject({ callTimeoutMs: 100, renewIntervalMs: 200 });
+        refused({ ...good, failover: { callTimeout: "99ms" } }, "pgha:failover.callTimeout", /99ms is below 100ms/, /'failover.callTimeout' 1s/);
+        refused({ ...good, failover: { renewInterval: "199ms" } }, "pgha:failover.renewInterval", /199ms is below 200ms/, /'failover.renewInterval' 2s/);
+    });
+    it("refuses durations that do not parse, have no unit or are 0", () => {
+        refused(
+            { ...good, failover: { ttl: "ten seconds" } },
+            "pgha:failover.ttl",
+            /'ten seconds' is not a duration such as 10s or 500ms/,
+            /'failover.ttl' 10s/,
+        );
+        refused({ ...good, failover: { callTimeout: 1 } }, "pgha:failover.callTimeout", /1 has no unit/, /'failover.callTimeout' 1s \(or 1ms\)/);
+        refused({ ...good, failover: { renewInterval: "0ms" } }, "pgha:failover.renewInterval", /0ms must be more than 0/, /'failover.renewInterval' 2s/);
+        refused({ ...good, failover: { fenceDeadline: "-6s" } }, FENCE, /not a duration/, /'failover.fenceDeadline' 6s/);
+    });
+    it("refuses an automatic that is no boolean", () =>
+        refused({ ...good, failover: { automatic: "yes" } }, "pgha:failover.automatic", /'yes' is not true or false/, /'failover.automatic' true/));
+    it("refuses a maxLag that is no size of 0 or more", () => {
+        refused({ ...good, failover: { maxLag: "a lot" } }, "pgha:failover.maxLag", /'a lot' is not a size such as 16MB/, /'failover.maxLag' 16MB/);
+        refused({ ...good, failover: { maxLag: "-1" } }, "pgha:failover.maxLag", /-1 is not a size of 0 or more/, /'failover.maxLag' 16MB/);
+        refused({ ...good, failover: { maxLag: 16 } }, "pgha:failover.maxLag", /16 has no unit/, /'failover.maxLag' 16MB/);
+    });
+    it("refuses an arbiterImage that is no image reference, as pgha:image", () => {
+        refused(
+            { ...good, failover: { arbiterImage: "Arbiter 1" } },
+            "pgha:failover.arbiterImage",
+            /not an image reference/,
+            /'failover.arbiterImage' pgha-arbiter:0\.1\.0/,
+        );
+        refused({ ...good, image: "Arbiter 1" }, "pgha:image", /not an image reference/);
+    });
+    it("refuses unknown keys by name, and what is no object", () => {
+        refused(
+            { ...good, failover: { TTL: "10s" } },
+            "pgha:failover.TTL",
+            /unknown key; failover has automatic, ttl, renewInterval, fenceDeadline, callTimeout, maxLag, arbiterImage; did you mean ttl\?/,
+            /pulumi config rm --path 'failover.TTL'/,
+        );
+        refused({ ...good, failover: false }, "pgha:failover", /must be an object/, /'failover.automatic' false/);
+    });
+    it("reports every problem together, leaving out the comparisons of a field refused on its own", () => {
+        const problems = problemsOf({ ...good, failover: { automatic: 1, ttl: "1s", callTimeout: "2x", maxLag: "-1", lease: "x" } });
+        expect(problems.map((p) => p.split(":")[0] + ":" + p.split(":")[1])).toEqual([
+            "pgha:failover.lease",
+            "pgha:failover.automatic",
+            "pgha:failover.ttl",
+            "pgha:failover.callTimeout",
+            "pgha:failover.maxLag",
+        ]);
+    });
+    it("names the arbiter service and the lease config after the network", () => {
+        expect([arbiterServiceName("pgha_net"), leaseConfigName("pgha_net")]).toEqual(["pgha-net-arbiter", "pgha-net-lease"]);
+        expect(arbiterServiceName("my.net_2-x")).toBe("my-net-2-x-arbiter");
+    });
 });
 
 describe("postgresql parameters", () => {

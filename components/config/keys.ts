@@ -12,6 +12,15 @@ export const DEFAULTS = {
     clients: { cidrs: [] as string[] },
     lost: [] as string[],
     rollingRestart: { primary: "return" },
+    failover: {
+        automatic: true,
+        ttl: "10s",
+        renewInterval: "2s",
+        fenceDeadline: "6s",
+        callTimeout: "1s",
+        maxLag: "16MB",
+        arbiterImage: "pgha-arbiter:0.1.0",
+    },
 } as const;
 
 export interface ConfigKey {
@@ -61,6 +70,14 @@ export const CONFIG_KEYS = [
         required: false,
         default: DEFAULTS.rollingRestart,
         description: "{ primary: return | stay }: where the primary is after a rolling restart",
+    },
+    {
+        name: "failover",
+        secret: false,
+        parse: "json",
+        required: false,
+        default: DEFAULTS.failover,
+        description: "{ automatic, ttl, renewInterval, fenceDeadline, callTimeout, maxLag, arbiterImage }: automatic failover by a lease the arbiters keep",
     },
     { name: "backup", secret: false, parse: "json", required: false, description: "a base backup { id, server?, keep? }, taken when id changes" },
     { name: "restore", secret: false, parse: "json", required: false, description: "a point-in-time recovery { backup, target, confirm, id? }" },

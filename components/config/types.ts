@@ -58,6 +58,32 @@ export interface RollingRestartConfig {
     readonly primary: "return" | "stay";
 }
 
+/**
+ * pgha:failover: automatic failover by a lease the arbiters keep (one arbiter task on every swarm
+ * manager). The primary renews the lease every `renewIntervalMs`; a primary that has not renewed
+ * for `fenceDeadlineMs` stops PostgreSQL at once and comes back as a standby; once `ttlMs` passed
+ * without a renewal, as each arbiter judges on its own clock, a standby may take the lease and be
+ * promoted. All durations in milliseconds, already checked against each other (rules/failover.ts):
+ * fenceDeadlineMs + callTimeoutMs ≤ 80% of ttlMs, so a primary cut off from the arbiters has
+ * fenced itself before anyone else can hold the lease.
+ */
+export interface FailoverConfig {
+    /** Automatic failover on (true) or off (false: only the operator's pgha:primary and pgha:lost move the primary). */
+    readonly automatic: boolean;
+    /** How long a holder that stops renewing keeps the lease, as judged by each arbiter on its own clock (3 s to 5 min). */
+    readonly ttlMs: number;
+    /** How often the primary renews the lease (at least 200 ms). */
+    readonly renewIntervalMs: number;
+    /** A primary that has not renewed for this long stops PostgreSQL immediately and comes back as a standby. */
+    readonly fenceDeadlineMs: number;
+    /** The timeout of one call to an arbiter (at least 100 ms). */
+    readonly callTimeoutMs: number;
+    /** The most a standby's received WAL may lag behind the most advanced standby for it to take over, in bytes. */
+    readonly maxLagBytes: number;
+    /** The image of the arbiter service (runs on every manager; the only container with the Docker socket). */
+    readonly arbiterImage: string;
+}
+
 /** Plain, validated configuration. Secrets are carried separately (see PghaSecrets). */
 export interface PghaConfig {
     readonly network: NetworkConfig;
@@ -80,6 +106,8 @@ export interface PghaConfig {
     readonly lost: readonly string[];
     /** How a rolling restart ends: see RollingRestartConfig. */
     readonly rollingRestart: RollingRestartConfig;
+    /** Automatic failover by lease: see FailoverConfig. Always present (defaults applied). */
+    readonly failover: FailoverConfig;
     /** Base backups (absent: none are taken): see BackupConfig. */
     readonly backup?: BackupConfig;
     /** A point-in-time recovery of the cluster (absent: none). */

@@ -14,8 +14,23 @@ export function validateConfig(raw: RawConfig): PghaConfig {
     const draft = newDraft();
     const problems = RULES.flatMap((rule) => rule(raw, draft));
     if (problems.length > 0) throw new ConfigError(problems);
-    const { network, image, postgresVersion, servers, primary, postgresql, replication, archive, clients, lost, rollingRestart, backup, restore, cloneFrom } =
-        draft;
+    const {
+        network,
+        image,
+        postgresVersion,
+        servers,
+        primary,
+        postgresql,
+        replication,
+        archive,
+        clients,
+        lost,
+        rollingRestart,
+        failover,
+        backup,
+        restore,
+        cloneFrom,
+    } = draft;
     // postgresVersionRule records a version or reports why it could not.
     if (postgresVersion === undefined) throw new Error("pgha: internal error: no PostgreSQL version was recorded, and no problem reported");
     return {
@@ -30,6 +45,7 @@ export function validateConfig(raw: RawConfig): PghaConfig {
         clients,
         lost,
         rollingRestart,
+        failover,
         ...(backup ? { backup } : {}),
         ...(restore ? { restore } : {}),
         ...(cloneFrom ? { cloneFrom } : {}),

@@ -3,6 +3,7 @@
 // servers, the primary, the lost servers), and the problems are reported in this order, so an
 // operator reads them key by key.
 
+import { failoverRule } from "./failover";
 import { keysRule } from "./keys";
 import { clientsRule, networkRule } from "./network";
 import { archiveRule, postgresqlRule, replicationRule } from "./postgresql";
@@ -22,6 +23,7 @@ export const RULES: readonly Rule[] = [
     primaryRule,
     lostRule,
     rollingRestartRule,
+    failoverRule,
     postgresqlRule,
     replicationRule,
     archiveRule,
@@ -31,12 +33,13 @@ export const RULES: readonly Rule[] = [
     cloneFromRule,
 ];
 
+export { FAILOVER_FIELDS, FAILOVER_LIMITS, failoverRule, resolveFailover } from "./failover";
 export { keysRule } from "./keys";
 export { clientsRule, DOCKER_DEFAULT_SUBNETS, networkRule } from "./network";
 export { archiveRule, postgresqlRule, replicationRule } from "./postgresql";
 export { BACKUP_KEEP_DEFAULT, BACKUP_LABEL, backupRule, cloneFromRule, restoreRule } from "./recovery";
 export { newDraft } from "./rule";
 export type { Draft, Rule } from "./rule";
-export { imageRule, lostRule, primaryRule, rollingRestartRule, SERVER_NAME, serversRule } from "./servers";
+export { IMAGE_REFERENCE, imageRule, lostRule, primaryRule, rollingRestartRule, SERVER_NAME, serversRule } from "./servers";
 export { imageTagMajor, postgresVersionRule } from "./version";
 export type { ImageTagMajor } from "./version";

@@ -5,10 +5,9 @@
 import { hasParameter, PG_PARAMETERS_BY_MAJOR, PgMajor, SUPPORTED_MAJORS } from "../../pg-parameters";
 import { ALLOWED_MANAGED_VALUES, MANAGED_PARAMETERS, minimumParameters } from "../../postgresql-managed";
 import { RawConfig } from "../types";
+import { DURATION, SIZE } from "../units";
 import { Draft, isObject, set } from "./rule";
 
-const SIZE = /^(-1|\d+\s*(B|kB|MB|GB|TB)?)$/;
-const DURATION = /^\d+\s*(us|ms|s|min|h|d)?$/;
 const PARAMETER_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?$/;
 
 /**

@@ -6,8 +6,9 @@
 // must be among the servers, a lost server cannot be the primary, and so on.
 
 import type { PgMajor } from "../../pg-parameters";
+import { FAILOVER_DEFAULTS } from "../failover";
 import { DEFAULTS } from "../keys";
-import { BackupConfig, CloneFromConfig, RawConfig, RestoreConfig, RollingRestartConfig, ServerConfig } from "../types";
+import { BackupConfig, CloneFromConfig, FailoverConfig, RawConfig, RestoreConfig, RollingRestartConfig, ServerConfig } from "../types";
 
 /** The configuration as the rules build it: defaults first, each rule replacing its own part. */
 export interface Draft {
@@ -21,6 +22,7 @@ export interface Draft {
     primary: string;
     lost: string[];
     rollingRestart: RollingRestartConfig;
+    failover: FailoverConfig;
     postgresql: Record<string, string | number | boolean>;
     replication: { maxSlotWalKeepSize: string; synchronous: boolean };
     archive: { timeout: string };
@@ -42,6 +44,7 @@ export function newDraft(): Draft {
         primary: "",
         lost: [],
         rollingRestart: { ...DEFAULTS.rollingRestart },
+        failover: { ...FAILOVER_DEFAULTS },
         postgresql: {},
         replication: { ...DEFAULTS.replication },
         archive: { ...DEFAULTS.archive },

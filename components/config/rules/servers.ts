@@ -9,13 +9,14 @@ import { Draft, DOCKER_HOST, isObject, set, unknownKeys } from "./rule";
 /** A server name is a DNS label, a Docker service name and a PostgreSQL slot name at once. */
 export const SERVER_NAME = /^[a-z][a-z0-9]{0,62}$/;
 const NODE_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/;
-const IMAGE = /^[a-z0-9][a-zA-Z0-9._\-/:@]*$/;
+/** An image reference (pgha:image, pgha:failover.arbiterImage). */
+export const IMAGE_REFERENCE = /^[a-z0-9][a-zA-Z0-9._\-/:@]*$/;
 
 /** pgha:image: an image reference. */
 export function imageRule(raw: RawConfig, draft: Draft): string[] {
     const problems: string[] = [];
     if (raw.image !== undefined) {
-        if (typeof raw.image !== "string" || !IMAGE.test(raw.image)) {
+        if (typeof raw.image !== "string" || !IMAGE_REFERENCE.test(raw.image)) {
             problems.push(`pgha:image: '${String(raw.image)}' is not an image reference; e.g. pulumi config set pgha:image registry.example.com/postgres:15`);
         } else draft.image = raw.image;
     }
