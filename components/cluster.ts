@@ -9,6 +9,7 @@ import * as path from "path";
 import { CloneFromConfig, PghaConfig, ServerConfig } from "./config";
 import { ClusterNetwork } from "./network";
 import { OperationValues, ServerRow, operationCommand, operationEnv } from "./operations";
+import { Arbiter, renderFailoverConf } from "./arbiter";
 import { restartKey, serverFilesDigest } from "./changes";
 import { Server, volumeNames } from "./server";
 import { connectionStrings, renderPgHba, renderPostgresqlConf, renderServerConf } from "./templates";
@@ -105,6 +106,8 @@ export class Cluster extends pulumi.ComponentResource {
     public readonly primary: string;
     public readonly connectionStrings: { readWrite: string; readOnly: string };
     public readonly serverOutputs: Record<string, ServerOutputs> = {};
+    /** Automatic failover's arbiter (pgha:failover.automatic): the lease on the managers. */
+    public readonly arbiter?: Arbiter;
 
     constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pgha:index:Cluster", name, {}, opts);
@@ -225,12 +228,24 @@ export class Cluster extends pulumi.ComponentResource {
         // Pulumi's update of each spec then finds it moved already (no restart). A lost server is
         // not contacted; it gets its files when it leaves pgha:lost (its flag or the lost list is
         // in each Command's inputs).
+        // Automatic failover (docs/autofailover.md): the arbiter runs on the managers before any
+        // server gets its settings (failover.conf) and its token, so that the servers' agents and
+        // start gates find it.
+        if (cfg.failover.automatic) {
+            this.arbiter = new Arbiter(`${name}-arbiter`, { config: cfg, networkId: this.network.id, labels }, { parent: this });
+        }
+        const arbiterReady = this.arbiter ? [this.arbiter.ready] : [];
+        const token = this.arbiter ? this.arbiter.token.apply((t) => ({ PGHA_ARBITER_TOKEN: t })) : pulumi.output({});
+        const failoverConf = renderFailoverConf(cfg);
+
         const dataVolumes = cfg.servers.map((s) => this.servers[s.name].dataVolume);
-        const passwordEnv = passwords.apply((pw) => operationEnv("passwords", { PGHA_SERVERS: allServers, PGHA_LOST: cfg.lost, PGHA_IMAGE: cfg.image, ...pw }));
+        const passwordEnv = pulumi
+            .all([passwords, token])
+            .apply(([pw, tk]) => operationEnv("passwords", { PGHA_SERVERS: allServers, PGHA_LOST: cfg.lost, PGHA_IMAGE: cfg.image, ...pw, ...tk }));
         this.passwordsCommand = new command.local.Command(
             `${name}-passwords`,
             { create: operationCommand("passwords"), environment: passwordEnv, logging: "stderr" },
-            { parent: this, dependsOn: dataVolumes, additionalSecretOutputs: ["stdout", "stderr"] },
+            { parent: this, dependsOn: [...dataVolumes, ...arbiterReady], additionalSecretOutputs: ["stdout", "stderr"] },
         );
         const postgresqlConf = renderPostgresqlConf(cfg);
         const hbaConf = renderPgHba(cfg);
@@ -250,10 +265,11 @@ export class Cluster extends pulumi.ComponentResource {
                         PGHA_HBA_CONF: hbaConf,
                         PGHA_SERVER_CONF: renderServerConf(cfg, s),
                         PGHA_PEERS: peersOf(s),
+                        PGHA_FAILOVER_CONF: failoverConf,
                     }),
                     logging: "stderr",
                 },
-                { parent: this, dependsOn: [this.servers[s.name].dataVolume] },
+                { parent: this, dependsOn: [this.servers[s.name].dataVolume, ...arbiterReady] },
             );
         }
         const filesDigest = serverFilesDigest(serverFiles(projectDir));
@@ -322,16 +338,20 @@ export class Cluster extends pulumi.ComponentResource {
         // Switchover: its trigger is the value of pgha:primary, so changing it replaces this
         // Command (and nothing else): the new one makes the named server primary. Harmless
         // when it already is (first creation, or a server added).
+        // Any other input changing (the server list, pgha:lost) runs its `update`, which with
+        // automatic failover never moves the primary back to where pgha:primary still says it was.
         this.switchover = new command.local.Command(
             `${name}-switchover`,
             {
                 create: operationCommand("switchover"),
+                update: operationCommand("switchover", "update"),
                 environment: operationEnv("switchover", {
                     PGHA_PRIMARY: cfg.primary,
                     PGHA_SERVERS: allServers,
                     // Servers whose node is gone: never contacted; with the primary among them,
                     // the switchover is a failover (failover.sh).
                     PGHA_LOST: cfg.lost,
+                    PGHA_FAILOVER_AUTOMATIC: cfg.failover.automatic,
                 }),
                 triggers: [cfg.primary],
                 logging: "stderr",

@@ -102,6 +102,7 @@ export const OPERATIONS = {
             PGHA_SERVERS: req("servers", "every server"),
             PGHA_LOST: opt("names", "pgha:lost: never contacted; with the primary among them, a failover"),
             PGHA_SWITCHOVER_TIMEOUT: opt("count", "seconds for each step (default 60)"),
+            PGHA_FAILOVER_AUTOMATIC: opt("flag", "pgha:failover.automatic: an update run (another input changed) never moves the primary back"),
         },
     },
     rejoin: {
@@ -133,6 +134,7 @@ export const OPERATIONS = {
             PGHA_HBA_CONF: req("text", "pg_hba.conf as rendered"),
             PGHA_SERVER_CONF: req("text", "the server's server.conf as rendered"),
             PGHA_PEERS: opt("names", "the other servers (the peers file: slots, copies)"),
+            PGHA_FAILOVER_CONF: req("text", "failover.conf as rendered (templates.ts): automatic failover's settings for the agent"),
         },
     },
     roll: {
@@ -158,6 +160,17 @@ export const OPERATIONS = {
             PGHA_IMAGE: req("text", "pgha:image, for a one-off container on a volume whose server's container does not run"),
             PGHA_SUPERUSER_PASSWORD: req("secret", "pgha:superuserPassword"),
             PGHA_REPLICATOR_PASSWORD: req("secret", "pgha:replicatorPassword"),
+            PGHA_ARBITER_TOKEN: opt("secret", "the arbiter's token (automatic failover): the agents authenticate with it"),
+        },
+    },
+    arbiter: {
+        script: "arbiter.sh",
+        runs: [],
+        env: {
+            PGHA_ARBITER_SERVICE: req("text", "the arbiter's swarm service (global on the managers)"),
+            PGHA_FAILOVER_AUTOMATIC: req("flag", "pgha:failover.automatic"),
+            PGHA_ARBITER_TIMEOUT: opt("count", "seconds to wait for the arbiter's tasks (default 120)"),
+            PGHA_LEASE_CONFIG: opt("text", "the swarm config holding the lease (removed with the stack: arbiter.sh forget)"),
         },
     },
     backup: {

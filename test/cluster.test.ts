@@ -144,9 +144,44 @@ describe("the declared cluster", async () => {
         });
     }
 
-    it("declares no Docker config or secret: the files and passwords go into the data volumes", () => {
+    it("declares no Docker config, and no secret but the arbiter's token: the files and passwords go into the data volumes", () => {
         expect(run.ofType(CONFIG)).toEqual([]);
-        expect(run.ofType(SECRET)).toEqual([]);
+        expect(run.ofType(SECRET).map((r) => spec(r).name)).toEqual(["pgha-lab-arbiter-token"]);
+        for (const svc of run.ofType(SERVICE).filter((r) => spec(r).name !== "pgha-lab-arbiter")) {
+            expect(spec(svc).taskSpec.containerSpec.secrets ?? []).toEqual([]);
+        }
+    });
+
+    it("runs the arbiter on every manager, the only service with the Docker socket", () => {
+        const services = run.ofType(SERVICE).map(spec);
+        const arbiter = services.find((s) => s.name === "pgha-lab-arbiter");
+        expect(arbiter.mode).toEqual({ global: true });
+        expect(arbiter.taskSpec.placement.constraints).toEqual(["node.role==manager"]);
+        expect(arbiter.taskSpec.containerSpec.image).toBe("pgha-arbiter:0.1.0");
+        expect(arbiter.taskSpec.containerSpec.mounts).toEqual([{ type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock" }]);
+        expect(arbiter.taskSpec.containerSpec.env).toMatchObject({ PGHA_LEASE_CONFIG: "pgha-lab-lease", PGHA_TTL_MS: "10000", PGHA_CALL_TIMEOUT_MS: "600" });
+        expect(arbiter.endpointSpec).toEqual({ mode: "dnsrr" });
+        for (const s of services.filter((x) => x !== arbiter)) {
+            expect(JSON.stringify(s.taskSpec.containerSpec.mounts)).not.toContain("docker.sock");
+        }
+    });
+
+    it("gives every server its failover settings and the token, and the switchover an update that never moves the primary back", () => {
+        const reload = spec(run.byName("pg2-reload", COMMAND));
+        expect(reload.environment.PGHA_FAILOVER_CONF).toContain("automatic=1\narbiter=pgha-lab-arbiter\nport=7400\nttl_ms=10000\nrenew_ms=2000\nfence_ms=6000");
+        const passwords = run.byName("pgha-passwords", COMMAND);
+        expect(Object.keys(spec(passwords).environment)).toContain("PGHA_ARBITER_TOKEN");
+        expect(JSON.stringify(passwords.inputs.environment)).toContain("4dabf18193072939515e22adb298388d"); // a secret Output
+        const sw = spec(run.byName("pgha-switchover", COMMAND));
+        expect(sw.update).toBe("sh ./scripts/operations/switchover.sh update");
+        expect(sw.environment.PGHA_FAILOVER_AUTOMATIC).toBe("1");
+    });
+
+    it("declares no arbiter with automatic failover off; the servers' agents are told so", async () => {
+        const off = await declare({ ...lab, failover: { automatic: false } });
+        expect(off.ofType(SECRET)).toEqual([]);
+        expect(off.ofType(SERVICE).map((r) => spec(r).name)).not.toContain("pgha-lab-arbiter");
+        expect(spec(off.byName("pg1-reload", COMMAND)).environment.PGHA_FAILOVER_CONF).toContain("automatic=0");
     });
 
     it("rolls pgha's container files: the roll carries their digest and a restart key", () => {

@@ -25,6 +25,12 @@ const cfg: PghaConfig = validateConfig({
     clients: { cidrs: ["192.168.10.0/24"] },
 });
 
+/** A validated config as raw config again (pgha:failover is resolved to milliseconds: left out, so its defaults apply). */
+function asRaw(c: PghaConfig): Record<string, unknown> {
+    const { failover: _failover, ...rest } = c;
+    return rest;
+}
+
 /** Parameter name -> value text, from rendered postgresql.conf lines. */
 function settings(text: string): Map<string, string> {
     const m = new Map<string, string>();
@@ -45,7 +51,7 @@ describe("postgresql.conf", () => {
     it("is deterministic", () => {
         expect(renderPostgresqlConf(cfg)).toBe(text);
         const reordered = validateConfig({
-            ...cfg,
+            ...asRaw(cfg),
             postgresql: { max_connections: 150, hot_standby_feedback: true, application_name: "it's", shared_buffers: "256MB" },
         });
         expect(renderPostgresqlConf(reordered)).toBe(text);
@@ -86,7 +92,7 @@ describe("postgresql.conf", () => {
     });
 
     it("lets the user replace a tunable default without setting it twice", () => {
-        const t = renderPostgresqlConf(validateConfig({ ...cfg, postgresql: { wal_level: "logical", wal_retrieve_retry_interval: "2s" } }));
+        const t = renderPostgresqlConf(validateConfig({ ...asRaw(cfg), postgresql: { wal_level: "logical", wal_retrieve_retry_interval: "2s" } }));
         expect(settings(t).get("wal_level")).toBe("'logical'");
         expect(settings(t).get("wal_retrieve_retry_interval")).toBe("'2s'");
     });
@@ -220,11 +226,11 @@ describe("the parameters pgha manages and the renderer", () => {
     it("let the user replace every tunable default, and refuse every managed parameter", () => {
         for (const name of tunable) {
             const value = rendered.get(name)!;
-            expect(validateConfig({ ...cfg, postgresql: { [name]: value } }).postgresql[name], name).toBe(value);
+            expect(validateConfig({ ...asRaw(cfg), postgresql: { [name]: value } }).postgresql[name], name).toBe(value);
         }
         for (const name of managed) {
             try {
-                validateConfig({ ...cfg, postgresql: { [name]: "x" } });
+                validateConfig({ ...asRaw(cfg), postgresql: { [name]: "x" } });
                 throw new Error(`${name} accepted`);
             } catch (e) {
                 expect(e, name).toBeInstanceOf(ConfigError);

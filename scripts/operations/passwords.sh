@@ -15,7 +15,8 @@
 # initdb sets them. A lost server gets its files when it leaves pgha:lost.
 #
 # Environment (components/operations.ts): PGHA_SERVERS, PGHA_LOST (names), PGHA_IMAGE,
-# PGHA_SUPERUSER_PASSWORD, PGHA_REPLICATOR_PASSWORD.
+# PGHA_SUPERUSER_PASSWORD, PGHA_REPLICATOR_PASSWORD, PGHA_ARBITER_TOKEN (automatic failover's
+# token: a file beside the passwords; changing only it changes no role).
 set -eu
 . "$(dirname "$0")/lib.sh"
 lost=${PGHA_LOST:-}
@@ -34,6 +35,8 @@ password_files() {
         file_install_script "$pgha_secrets_dir" 700 "${2:-}"
         printf '%s' "$PGHA_SUPERUSER_PASSWORD" | file_install "$pgha_secrets_dir" pgha-superuser-password 400
         printf '%s' "$PGHA_REPLICATOR_PASSWORD" | file_install "$pgha_secrets_dir" pgha-replicator-password 400
+        # automatic failover: the token the agent authenticates to the arbiters with
+        [ -z "${PGHA_ARBITER_TOKEN:-}" ] || printf '%s' "$PGHA_ARBITER_TOKEN" | file_install "$pgha_secrets_dir" pgha-arbiter-token 400
         file_install_end "$pgha_secrets_dir" "${2:-}"
     ) | deliver "$(server_host "$1")" "$(server_field "$1" 3)" "$PGHA_IMAGE" "$_pctr") || return 1
     printf '%s\n' "$_pout" | awk '$1 == "changed" { printf "%s%s", sep, $2; sep = " " }'

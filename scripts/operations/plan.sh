@@ -201,3 +201,27 @@ roll_plan() {
             if (mode == "return") print "switchover " p
         }'
 }
+
+# manager_verdict COUNT: may automatic failover run on a swarm with COUNT managers?
+#   ok                                  three or more: the Raft store keeps a majority when one goes
+#   refuse <why>                        fewer
+manager_verdict() {
+    case $1 in
+    0 | 1) echo "refuse with one manager the loss of its node stops the store, and every lease renewal with it: the primary would fence itself" ;;
+    2) echo "refuse with two managers the loss of either loses the store's majority, and every lease renewal with it: the primary would fence itself although nothing happened to it" ;;
+    *) echo ok ;;
+    esac
+}
+
+# switchover_keep RUN AUTOMATIC PLAN: the switchover's PLAN, unless it would move the primary back
+# on its own. RUN is create (pgha:primary changed: the operator asks for that primary) or update
+# (the Command re-runs because another input changed). With automatic failover (AUTOMATIC 1) the
+# primary may have moved since pgha:primary was last set: an update then keeps it where it is.
+#   keep OLD     do nothing; pgha:primary names another server than OLD, the primary
+#   (otherwise)  PLAN unchanged
+switchover_keep() {
+    if [ "$1" = update ] && [ "$2" = 1 ]; then
+        case $3 in "switchover "*) echo "keep ${3#switchover }"; return 0 ;; esac
+    fi
+    echo "$3"
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Operation "reload": one server's configuration files into its data volume, then a reload. Run by
 # the server's reload Command whenever a rendered file changes (postgresql.conf, pg_hba.conf, its
-# server.conf, its peers), or the server leaves pgha:lost. No restart and no dropped session: what
+# server.conf, its peers, automatic failover's failover.conf), or the server leaves pgha:lost. No restart and no dropped session: what
 # PostgreSQL cannot apply without a restart waits (pending_restart) for the roll operation, which
 # runs next when such a parameter changed (components/changes.ts).
 #
@@ -15,10 +15,11 @@
 #
 # Environment (components/operations.ts): PGHA_SERVER, PGHA_DOCKER_HOST, PGHA_DATA_VOLUME,
 # PGHA_IMAGE, PGHA_SERVER_LOST (flag), PGHA_PG_MAJOR, PGHA_POSTGRESQL_CONF, PGHA_HBA_CONF,
-# PGHA_SERVER_CONF, PGHA_PEERS (names).
+# PGHA_SERVER_CONF, PGHA_PEERS (names), PGHA_FAILOVER_CONF (the agent's settings: read by it on
+# every round, so a change needs no reload of PostgreSQL).
 set -eu
 . "$(dirname "$0")/lib.sh"
-require_env PGHA_SERVER PGHA_DATA_VOLUME PGHA_IMAGE PGHA_SERVER_LOST PGHA_PG_MAJOR PGHA_POSTGRESQL_CONF PGHA_HBA_CONF PGHA_SERVER_CONF
+require_env PGHA_SERVER PGHA_DATA_VOLUME PGHA_IMAGE PGHA_SERVER_LOST PGHA_PG_MAJOR PGHA_POSTGRESQL_CONF PGHA_HBA_CONF PGHA_SERVER_CONF PGHA_FAILOVER_CONF
 # shellcheck disable=SC2153 # set by the Command (components/operations.ts)
 name=$PGHA_SERVER
 host=${PGHA_DOCKER_HOST:-}
@@ -42,6 +43,7 @@ out=$( (
     printf '%s' "$PGHA_HBA_CONF" | file_install "$pgha_dir" pg_hba.conf 444
     printf '%s' "$PGHA_SERVER_CONF" | file_install "$pgha_dir" server.conf 444
     printf '%s\n' "$peers" | file_install "$pgha_dir" peers 444
+    printf '%s' "$PGHA_FAILOVER_CONF" | file_install "$pgha_dir" failover.conf 444
     file_install_end "$pgha_dir"
 ) | deliver "$host" "$PGHA_DATA_VOLUME" "$image" "$ctr") || die "could not deliver the configuration files to $name"
 changed=$(printf '%s\n' "$out" | awk '$1 == "changed" { printf "%s%s", sep, $2; sep = " " }')

@@ -20,8 +20,11 @@
 # it, the target is the one primary. Either way the message says which server is primary and
 # what to do.
 #
+# `switchover.sh update` (the Command's update: another input than pgha:primary changed) with
+# automatic failover never moves the primary back to pgha:primary (plan.sh: switchover_keep).
+#
 # Environment (components/operations.ts): PGHA_PRIMARY, PGHA_SERVERS, PGHA_LOST (names),
-# PGHA_SWITCHOVER_TIMEOUT (s).
+# PGHA_SWITCHOVER_TIMEOUT (s), PGHA_FAILOVER_AUTOMATIC (flag).
 set -eu
 . "$(dirname "$0")/lib.sh"
 require_env PGHA_PRIMARY PGHA_SERVERS
@@ -48,8 +51,12 @@ for name in $(server_names); do
     observed="$observed$name $role
 "
 done
-plan=$(switchover_plan "$target" "$lost" "$observed")
+plan=$(switchover_keep "${1:-create}" "${PGHA_FAILOVER_AUTOMATIC:-0}" "$(switchover_plan "$target" "$lost" "$observed")")
 case $plan in
+"keep "*)
+    log "pgha:primary says $target, but ${plan#keep } is the primary (moved by automatic failover since pgha:primary was set): not switching back on its own. To make config and cluster agree: pulumi config set pgha:primary ${plan#keep } (nothing then happens); to move the primary: set pgha:primary to another server and run pulumi up"
+    exit 0
+    ;;
 "refuse target-lost") die "$target is declared lost (pgha:lost) and cannot become primary; nothing was changed" ;;
 "refuse many "*) die "more than one server is writable: ${plan#refuse many }. Stop all but one by hand (docker exec <container> /var/lib/pgha/data/pgha/entrypoint.sh switchover demote), then run pulumi up again" ;;
 "refuse no-primary") die "no server is primary. If the primary's node is lost, declare a failover (docs/failover.md); otherwise start the primary's service and run pulumi up again" ;;

@@ -26,6 +26,7 @@
 #   entrypoint.sh reload                     re-read the configuration files (reload.sh)
 #   entrypoint.sh roll key|state|restart     the rolling restart's container side (roll.sh)
 #   entrypoint.sh passwords set <role>|refresh  a new password (verifier on stdin), the pgpass file
+#   entrypoint.sh lease read|claim           automatic failover's lease (lease.sh)
 #   entrypoint.sh version                    the major version of the PostgreSQL binaries here
 # The environment is described in lib.sh.
 set -eu
@@ -62,8 +63,10 @@ pgha_server_dir=${PGHA_SERVER_DIR:-$(cd "$(dirname "$0")" && pwd)}
 . "$pgha_server_dir/roll.sh"
 # shellcheck source=passwords.sh
 . "$pgha_server_dir/passwords.sh"
+# shellcheck source=lease.sh
+. "$pgha_server_dir/lease.sh"
 
-usage="entrypoint.sh [run | health | wal archive <path> <file> | wal restore <file> <path> | instance ... | sql <statement> | bootstrap | switchover demote|promote <seconds>|resume|undemote | failover promote <seconds> | rejoin <seconds> | backup take <label>|list|prune <wal|-> [label...] | restore hold|resume|recover <ts> <key> <seconds> [setting...]|reclone <ts> <seconds> | clone recover <ts> <key> <seconds> | reload | roll key|state|restart | passwords set <role>|refresh | version]"
+usage="entrypoint.sh [run | health | wal archive <path> <file> | wal restore <file> <path> | instance ... | sql <statement> | bootstrap | switchover demote|promote <seconds>|resume|undemote | failover promote <seconds> | rejoin <seconds> | backup take <label>|list|prune <wal|-> [label...] | restore hold|resume|recover <ts> <key> <seconds> [setting...]|reclone <ts> <seconds> | clone recover <ts> <key> <seconds> | reload | roll key|state|restart | passwords set <role>|refresh | lease read|claim | version]"
 _op=${1:-run}
 [ $# -eq 0 ] || shift
 case $_op in
@@ -90,6 +93,7 @@ clone) clone_cmd "$@" ;;
 reload) reload_cmd "$@" ;;
 roll) roll_cmd "$@" ;;
 passwords) passwords_cmd "$@" ;;
+lease) lease_cmd "$@" ;;
 version)
 	find_pg_bin
 	pg_major

@@ -11,7 +11,19 @@ failover_promote() {
 	refuse_if_fenced "failover promote"
 	find_pg_bin
 	find_pg_user
-	local_sql "$(sql_promote_now "$1")"
+	# With automatic failover the declared failover takes the next term first (unconditionally:
+	# the operator declared the old primary lost); the old primary can then never come back
+	# writable, and the agents do not fight this promotion.
+	if lease_settings; then
+		lease_busy_set
+		_a=$(lease_call "claim $server") || { lease_busy_clear; die "failover promote: no arbiter answers, so $server cannot take the lease; nothing was changed"; }
+		case $_a in "ok "*) lease_record "$(lease_field "$_a" 3)" ;; *) lease_busy_clear; die "failover promote: the arbiter refused the claim: $_a" ;; esac
+		log "failover promote: $server holds the lease, term $(lease_field "$_a" 3)"
+	fi
+	_st=0
+	local_sql "$(sql_promote_now "$1")" || _st=$?
+	lease_busy_clear
+	return "$_st"
 }
 
 failover_cmd() {

@@ -44,6 +44,16 @@ sql_replica_timeline() { echo "SELECT state || ' ' || ('x' || substr(pg_walfile_
 # The timeline this standby's WAL receiver streams on (empty: not streaming).
 sql_received_timeline() { echo "SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'"; }
 
+# This standby's WAL receiver: status|flushed LSN|the sender's last reported end of WAL
+# (automatic failover's lag bound: lease.sh).
+sql_receiver_sample() { echo "SELECT status, coalesce(flushed_lsn::text, '0/0'), coalesce(latest_end_lsn::text, '0/0') FROM pg_stat_wal_receiver"; }
+
+# The WAL this server received so far (0/0 when none).
+sql_received_lsn() { echo "SELECT coalesce(pg_last_wal_receive_lsn()::text, '0/0')"; }
+
+# A peer's position: in recovery (t/f)|received LSN (lease.sh: who is writable, who is ahead).
+sql_peer_position() { echo "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_receive_lsn()::text, '0/0')"; }
+
 # Close the current WAL file (it is archived next); prints its name.
 sql_switch_wal() { echo "SELECT pg_walfile_name(pg_switch_wal())"; }
 

@@ -10,6 +10,7 @@ on_stop_signal() {
 		log "received $1: fast shutdown"
 	fi
 	stopping=1
+	lease_agent_stop
 	signal_postgres INT
 }
 
@@ -165,6 +166,7 @@ prepare_pgdata() {
 			if [ -e "$marker" ]; then
 				set_state initializing
 				initialize_primary
+				initialized_now=1
 				continue
 			fi
 			_msg="data directory $pgdata is empty; waiting for the bootstrap operation (pg_basebackup) to fill it"
@@ -212,9 +214,16 @@ run_server() {
 	prepare_dirs
 	write_pgpass
 	if [ -r "$restart_key" ]; then cp "$restart_key" "$started_key"; else rm -f "$started_key"; fi
+	rm -f "$lease_fenced" "$lease_busy"
+	# automatic failover's agent (lease.sh): idle while PostgreSQL does not run or the feature is off
+	lease_agent_start
+	initialized_now=0
 	while :; do
 		prepare_pgdata
 		fence
+		# with automatic failover, writable only with the current term (lease.sh)
+		lease_gate "$initialized_now"
+		initialized_now=0
 		log "starting PostgreSQL on $pgdata"
 		set_state running
 		start_postgres "$pgdata"
@@ -223,6 +232,11 @@ run_server() {
 		if [ -n "$stopping" ]; then
 			log "PostgreSQL stopped (exit status $child_status)"
 			exit "$child_status"
+		fi
+		if [ -e "$lease_fenced" ]; then
+			rm -f "$lease_fenced"
+			log "PostgreSQL stopped by the agent's fence (exit status $child_status): starting it again as a standby"
+			continue
 		fi
 		if [ -e "$hold" ]; then
 			set_state held
@@ -235,6 +249,7 @@ run_server() {
 			continue
 		fi
 		log "PostgreSQL exited with status $child_status; exiting"
+		lease_agent_stop
 		exit "$child_status"
 	done
 }

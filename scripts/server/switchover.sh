@@ -58,13 +58,48 @@ promote() {
 	refuse_if_fenced "switchover promote"
 	_timeout=$1
 	local_socket
+	# With automatic failover the lease moves with the primary: read now (the old primary holds
+	# it), handed over once the old primary is down, before the promotion. The agent here does
+	# not act meanwhile (lease_busy).
+	_lease=''
+	if lease_settings; then
+		lease_busy_set
+		_lease=$(lease_call read) || { lease_busy_clear; die "switchover promote: no arbiter answers, so the lease cannot be handed over; not promoting"; }
+	fi
+	_st=0
 	{
 		IFS= read -r _lsn || _lsn=
 		case $_lsn in
 		*[!0-9A-Fa-f/]* | '') log "switchover promote: '$_lsn' is not an LSN: not promoting" ;;
-		*) sql_promote_after "$_lsn" "$_timeout" ;;
+		*) if [ -z "$_lease" ] || lease_take_over "$_lease"; then sql_promote_after "$_lsn" "$_timeout"; fi ;;
 		esac
-	} | as_pg_exec psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres -f -
+	} | as_pg_exec psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres -f - || _st=$?
+	[ -z "$_lease" ] || lease_busy_clear
+	return "$_st"
+}
+
+# lease_take_over ANSWER: the lease becomes this server's for the next term: handed over by its
+# holder (the old primary, down by now), taken if free; refused if a third server holds it.
+# Prints nothing on stdout (that goes to the promoting session).
+lease_take_over() {
+	_h=$(lease_field "$1" 2) _t=$(lease_field "$1" 3)
+	if [ "$_h" = "$server" ]; then
+		_r=$(lease_call "renew $server $_t") || _r=
+	elif [ "$_h" = - ]; then
+		_r=$(lease_call "acquire $server $_t") || _r=
+	else
+		_r=$(lease_call "handover $_h $_t $server") || _r=
+	fi
+	case $_r in
+	"ok "*)
+		lease_record "$(lease_field "$_r" 3)"
+		log "switchover promote: $server holds the lease, term $(lease_field "$_r" 3)"
+		;;
+	*)
+		log "switchover promote: the lease (holder $_h, term $_t) could not be taken over: ${_r:-no arbiter answered}; not promoting"
+		return 1
+		;;
+	esac
 }
 
 # undemote: abort a demote: remove standby.signal, then resume as primary.

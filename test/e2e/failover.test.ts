@@ -17,10 +17,10 @@
 // without blocking it (spawn, not spawnSync): they keep committing and sampling during every step.
 // Stopping node-b interrupts whatever else runs there: run this file alone (the e2e suite does).
 
-import { spawn, spawnSync } from "child_process";
-import { Client } from "pg";
+import { spawnSync } from "child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanLab, ENDPOINTS, engineAsync, ENGINES, PASSWORDS, phase, query, ROOT, stateFile, waitFor } from "./lab";
+import { lab, run, type Run, Watch } from "./faults";
+import { cleanLab, engineAsync, ENGINES, phase, query, stateFile, waitFor } from "./lab";
 import { changes, commandLog, parsePreview } from "./pulumi";
 import { multiHostConninfo, Writer, WriterReport } from "./traffic";
 
@@ -31,31 +31,6 @@ const TABLE = "fo_writes";
 const state = stateFile("failover");
 const config = (primary: string, lost: string[]) => ["--set", `pgha:primary=${JSON.stringify(primary)}`, "--set", `pgha:lost=${JSON.stringify(lost)}`];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// ---------------------------------------------------------------------------------------------
-// child processes that do not block the event loop
-
-interface Run {
-    status: number;
-    stdout: string;
-    stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 600_000): Promise<Run> {
-    return new Promise((resolve, reject) => {
-        const p = spawn(cmd, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-        p.on("error", reject);
-        p.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ status: code ?? -1, stdout, stderr });
-        });
-    });
-}
 
 /** The real `pulumi` (up, preview, destroy) on the labfo stack, without blocking; fails on error. */
 async function engine(verb: "up" | "preview" | "destroy", extra: string[] = []): Promise<Run> {
@@ -99,18 +74,6 @@ function taskReport(service: string): string {
 async function planned(extra: string[]): Promise<string[]> {
     const plan = await engine("preview", [...extra, "--json"]);
     return changes(parsePreview(plan.stdout).steps);
-}
-
-async function lab(...args: string[]): Promise<void> {
-    const r = await run("sh", ["scripts/lab.sh", ...args], process.env, 300_000);
-    const out = `${r.stdout}${r.stderr}`.trim();
-    console.log(
-        out
-            .split("\n")
-            .map((l) => `[e2e]   ${l}`)
-            .join("\n"),
-    );
-    if (r.status !== 0) throw new Error(`scripts/lab.sh ${args.join(" ")} failed (${r.status}):\n${out}`);
 }
 
 /** Prints what the operations said in an engine run (the proof's log). */
@@ -165,83 +128,6 @@ async function caughtUp(primary: string, standby: string): Promise<void> {
         60_000,
         100,
     );
-}
-
-/** Every ≤ 20 ms: which servers are writable, among those that answered within the last 100 ms. */
-class Watch {
-    private running = true;
-    private readonly last = new Map<string, { at: number; writable: boolean }>();
-    private readonly done: Promise<unknown>;
-    readonly writableAt = new Map<string, number[]>();
-    readonly twoWritable: number[] = [];
-    samples = 0;
-    maxIntervalMs = 0;
-    readonly started = Date.now();
-
-    constructor(private readonly servers: string[]) {
-        for (const s of servers) this.writableAt.set(s, []);
-        this.done = Promise.all([...servers.map((s) => this.poll(s)), this.tick()]);
-    }
-
-    // One connection per server, asked every few ms; a server that does not answer within 300 ms
-    // (its node is gone: no RST, nothing) counts as unreachable until it answers again.
-    private async poll(server: string): Promise<void> {
-        let c: Client | undefined;
-        while (this.running) {
-            try {
-                if (!c) {
-                    c = new Client({
-                        ...ENDPOINTS[server],
-                        user: "postgres",
-                        password: PASSWORDS.superuserPassword,
-                        database: "postgres",
-                        connectionTimeoutMillis: 500,
-                        query_timeout: 300,
-                        keepAlive: true,
-                    });
-                    c.on("error", () => undefined);
-                    await c.connect();
-                }
-                const r = await c.query("SELECT pg_is_in_recovery() AS r");
-                this.last.set(server, { at: Date.now(), writable: r.rows[0].r === false });
-                await sleep(5);
-            } catch {
-                this.last.delete(server);
-                const broken = c;
-                c = undefined;
-                broken?.end().catch(() => undefined);
-                await sleep(20);
-            }
-        }
-        if (c) await Promise.race([c.end().catch(() => undefined), sleep(1000)]);
-    }
-
-    private async tick(): Promise<void> {
-        let prev = Date.now();
-        while (this.running) {
-            await sleep(15);
-            const now = Date.now();
-            this.maxIntervalMs = Math.max(this.maxIntervalMs, now - prev);
-            prev = now;
-            const writable = this.servers.filter((s) => {
-                const st = this.last.get(s);
-                return st !== undefined && now - st.at <= 100 && st.writable;
-            });
-            this.samples++;
-            for (const s of writable) this.writableAt.get(s)!.push(now);
-            if (writable.length > 1) this.twoWritable.push(now);
-        }
-    }
-
-    /** Sampled instants since `t` at which `server` was writable. */
-    writableSince(server: string, t: number): number {
-        return this.writableAt.get(server)!.filter((x) => x >= t).length;
-    }
-
-    async stop(): Promise<void> {
-        this.running = false;
-        await this.done;
-    }
 }
 
 // The writer inserts into a table whose key is the commit's microsecond timestamp: unique across

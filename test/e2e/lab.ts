@@ -5,6 +5,7 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
 import { Client } from "pg";
+import { arbiterServiceName, leaseConfigName } from "../../components/config";
 import { type CliResult, ensureStack, mustPulumi, newWorkspace, pulumi, pulumiAsync, resetConfig, setConfig, setConfigAsync } from "./pulumi";
 
 export const ROOT = path.join(__dirname, "..", "..");
@@ -37,6 +38,9 @@ export const ENDPOINTS: Record<string, { host: string; port: number }> = {
     // Pulumi.labch17.yaml (test/e2e/changes17.test.ts)
     d1: { host: "127.0.0.1", port: 15512 },
     d2: { host: "192.168.77.2", port: 15513 },
+    // Pulumi.labaf.yaml (test/e2e/autofailover.test.ts, test/bench/failover.ts)
+    af1: { host: "127.0.0.1", port: 15532 },
+    af2: { host: "192.168.77.2", port: 15533 },
 };
 
 /** Random passwords for this run, given to the program as secret config. */
@@ -272,6 +276,11 @@ export function cleanLab(servers: string[], network: string): void {
     for (const engineHost of Object.values(ENGINES)) {
         spawnSync("docker", ["-H", engineHost, "service", "rm", ...servers], { encoding: "utf8" });
     }
+    // automatic failover's arbiter (labelled with the cluster) and the lease it keeps (its own config)
+    const arbiters = spawnSync("docker", ["-H", ENGINES["node-a"], "service", "ls", "-q", "--filter", `label=pgha.cluster=${network}`], { encoding: "utf8" });
+    const ids = (arbiters.stdout ?? "").trim();
+    if (ids) spawnSync("docker", ["-H", ENGINES["node-a"], "service", "rm", ...ids.split("\n")], { encoding: "utf8" });
+
     // Containers go away asynchronously after `service rm`.
     const deadline = Date.now() + 60_000;
     for (const engineHost of Object.values(ENGINES)) {
@@ -279,7 +288,7 @@ export function cleanLab(servers: string[], network: string): void {
             const ids = execFileSync("docker", ["-H", engineHost, "ps", "-aq", "--filter", "label=com.docker.swarm.service.name"], { encoding: "utf8" }).trim();
             const ours = ids
                 ? ids.split("\n").filter((id) =>
-                      servers.includes(
+                      [...servers, arbiterServiceName(network)].includes(
                           execFileSync("docker", ["-H", engineHost, "inspect", "-f", '{{index .Config.Labels "com.docker.swarm.service.name"}}', id], {
                               encoding: "utf8",
                           }).trim(),
@@ -291,6 +300,8 @@ export function cleanLab(servers: string[], network: string): void {
         }
         for (const s of servers) spawnSync("docker", ["-H", engineHost, "volume", "rm", "-f", `${s}-data`, `${s}-archive`]);
     }
+    // the lease, once no arbiter runs that would make it again
+    spawnSync("docker", ["-H", ENGINES["node-a"], "config", "rm", leaseConfigName(network)], { encoding: "utf8" });
     spawnSync("docker", ["-H", ENGINES["node-a"], "network", "rm", network]);
     for (const engineHost of Object.values(ENGINES)) {
         const configs = execFileSync("docker", ["-H", engineHost, "info", "-f", "{{.Swarm.ControlAvailable}}"], { encoding: "utf8" }).trim();

@@ -63,6 +63,11 @@ export class Writer {
         return this.acked.length;
     }
 
+    /** The acknowledged commits so far, with the time each acknowledgement arrived (epoch ms). */
+    commits(): { id: number; at: number }[] {
+        return this.acked.map((id, i) => ({ id, at: this.ackTimes[i] }));
+    }
+
     async stop(gapMs = 50): Promise<WriterReport> {
         this.child.kill("SIGTERM");
         await Promise.race([this.exited, sleep(10_000)]);

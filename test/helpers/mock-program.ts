@@ -71,6 +71,8 @@ export async function runUnderMocks(
                 resources.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, custom: args.custom ?? true });
                 const state: Record<string, unknown> = { ...args.inputs };
                 if (state.name === undefined) state.name = `${args.name}-0000000`;
+                // a Command's output, as after a run that printed nothing
+                if (args.type === "command:local:Command" && state.stdout === undefined) state.stdout = "";
                 return { id: `${args.name}-id`, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
