@@ -217,3 +217,30 @@ describe("the rejoin's plan (in the server's container)", () => {
         expect(rejoin("rejoin_after_rewind", "1", "yes")).toBe("copy");
     });
 });
+
+describe("automatic failover's topology check", () => {
+    it("arms with three managers or more", () => {
+        expect(plan("manager_verdict", "3")).toBe("ok");
+        expect(plan("manager_verdict", "5")).toBe("ok");
+    });
+    it("refuses two managers (either one lost loses the majority) and one, saying why", () => {
+        expect(plan("manager_verdict", "2")).toMatch(/^refuse with two managers the loss of either loses the store's majority/);
+        expect(plan("manager_verdict", "1")).toMatch(/^refuse with one manager/);
+        expect(plan("manager_verdict", "0")).toMatch(/^refuse/);
+    });
+});
+
+describe("the switchover after an automatic failover", () => {
+    it("never moves the primary back on an update run (another input changed) with automatic failover", () => {
+        expect(plan("switchover_keep", "update", "1", "switchover pg2")).toBe("keep pg2");
+    });
+    it("switches over when pgha:primary itself changed (the operator's intent), or without automatic failover", () => {
+        expect(plan("switchover_keep", "create", "1", "switchover pg2")).toBe("switchover pg2");
+        expect(plan("switchover_keep", "update", "0", "switchover pg2")).toBe("switchover pg2");
+    });
+    it("leaves every other plan alone", () => {
+        expect(plan("switchover_keep", "update", "1", "nothing")).toBe("nothing");
+        expect(plan("switchover_keep", "update", "1", "failover")).toBe("failover");
+        expect(plan("switchover_keep", "update", "1", "refuse no-primary")).toBe("refuse no-primary");
+    });
+});
