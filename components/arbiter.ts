@@ -44,9 +44,12 @@ export function renderFailoverConf(cfg: PghaConfig): string {
     ].join("\n");
 }
 
-/** The arbiter's deadline for its own Docker calls and for each request: 60% of the agents' call timeout. */
+/**
+ * The arbiter's deadline for its own Docker calls and for each request: half the agents' call
+ * timeout (it writes its answer within 250 ms more), so that "unavailable" reaches an agent in time.
+ */
 export function arbiterCallTimeoutMs(cfg: PghaConfig): number {
-    return Math.max(100, Math.floor(cfg.failover.callTimeoutMs * 0.6));
+    return Math.max(100, Math.floor(cfg.failover.callTimeoutMs * 0.5));
 }
 
 export interface ArbiterArgs {

@@ -159,7 +159,7 @@ describe("the declared cluster", async () => {
         expect(arbiter.taskSpec.placement.constraints).toEqual(["node.role==manager"]);
         expect(arbiter.taskSpec.containerSpec.image).toBe("pgha-arbiter:0.1.0");
         expect(arbiter.taskSpec.containerSpec.mounts).toEqual([{ type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock" }]);
-        expect(arbiter.taskSpec.containerSpec.env).toMatchObject({ PGHA_LEASE_CONFIG: "pgha-lab-lease", PGHA_TTL_MS: "10000", PGHA_CALL_TIMEOUT_MS: "600" });
+        expect(arbiter.taskSpec.containerSpec.env).toMatchObject({ PGHA_LEASE_CONFIG: "pgha-lab-lease", PGHA_TTL_MS: "10000", PGHA_CALL_TIMEOUT_MS: "500" });
         expect(arbiter.endpointSpec).toEqual({ mode: "dnsrr" });
         for (const s of services.filter((x) => x !== arbiter)) {
             expect(JSON.stringify(s.taskSpec.containerSpec.mounts)).not.toContain("docker.sock");

@@ -25,25 +25,25 @@ const read = (holder: string, term: number, expired: 0 | 1, ageMs = 0, managers 
 
 describe("a starting server (no standby.signal) comes up writable", () => {
     it("when it holds the current term", () => {
-        expect(step("lease_start_plan", "pg1", read("pg1", 4, 0), "3", "0")).toBe("writable");
+        expect(step("lease_start_plan", "pg1", read("pg1", 4, 0), "3")).toBe("writable");
     });
     it("never when another server holds it, expired or not (it was superseded)", () => {
-        expect(step("lease_start_plan", "pg1", read("pg2", 5, 0), "4", "0")).toBe("standby");
-        expect(step("lease_start_plan", "pg1", read("pg2", 5, 1, 60000), "4", "0")).toBe("standby");
+        expect(step("lease_start_plan", "pg1", read("pg2", 5, 0), "4")).toBe("standby");
+        expect(step("lease_start_plan", "pg1", read("pg2", 5, 1, 60000), "4")).toBe("standby");
     });
     it("never when no arbiter answers: read-only until the agent knows", () => {
-        expect(step("lease_start_plan", "pg1", "", "4", "0")).toBe("standby");
-        expect(step("lease_start_plan", "pg1", "unavailable no_leader", "4", "0")).toBe("standby");
+        expect(step("lease_start_plan", "pg1", "", "4")).toBe("standby");
+        expect(step("lease_start_plan", "pg1", "unavailable no_leader", "4")).toBe("standby");
     });
     it("after acquiring a free lease whose term is still its own (nobody took one since)", () => {
-        expect(step("lease_start_plan", "pg1", read("-", 4, 1), "4", "0")).toBe("acquire");
-        expect(step("lease_start_plan", "pg1", read("-", 5, 1), "4", "0")).toBe("standby");
-        expect(step("lease_start_plan", "pg1", read("-", 4, 1), "", "0")).toBe("standby");
+        expect(step("lease_start_plan", "pg1", read("-", 4, 1), "4")).toBe("acquire");
+        expect(step("lease_start_plan", "pg1", read("-", 5, 1), "4")).toBe("standby");
+        expect(step("lease_start_plan", "pg1", read("-", 4, 1), "")).toBe("standby");
     });
-    it("after acquiring the new cluster's first term, only right after its own initdb", () => {
-        expect(step("lease_start_plan", "pg1", read("-", 0, 0), "", "1")).toBe("acquire");
-        expect(step("lease_start_plan", "pg1", read("-", 0, 0), "", "0")).toBe("standby");
-        expect(step("lease_start_plan", "pg1", read("pg2", 1, 0), "", "1")).toBe("standby");
+    it("after acquiring a lease never held (a new cluster, or automatic failover switched on for a running one)", () => {
+        expect(step("lease_start_plan", "pg1", read("-", 0, 0), "")).toBe("acquire");
+        expect(step("lease_start_plan", "pg1", read("-", 0, 1, 20000), "3")).toBe("acquire");
+        expect(step("lease_start_plan", "pg1", read("pg2", 1, 0), "")).toBe("standby");
     });
 });
 

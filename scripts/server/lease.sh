@@ -8,9 +8,10 @@
 # Docker. What may be decided is decided by pure steps below (lease_start_plan,
 # lease_primary_step, lease_extends, lease_standby_step; unit-tested with fabricated states in
 # test/lease.test.ts); the agent only observes, decides and carries out:
-#   - the primary renews the lease every renew interval; when it has not renewed for the fence
-#     deadline (measured from the moment it SENT the last request that succeeded, on this
-#     container's monotonic clock) it puts standby.signal in place and stops PostgreSQL at once
+#   - the primary renews the lease every renew interval (after a failed round, again within
+#     300 ms); when it has not renewed for the fence deadline (measured from the moment it SENT
+#     the last request that succeeded, on this container's monotonic clock) it puts
+#     standby.signal in place and stops PostgreSQL at once
 #     (immediate shutdown: SIGQUIT to the postmaster); the entrypoint starts it again as a
 #     standby. An arbiter judges a lease expired only after a full TTL without renewal on its own
 #     clock, and the configuration refuses a fence deadline + call timeout above 80% of the TTL:
@@ -47,28 +48,30 @@ lease_pid_file=$PGHA_RUNTIME_DIR/agent.pid
 # Decisions (pure: arguments in, one line out)
 # ---------------------------------------------------------------------------
 
-# lease_start_plan ME ANSWER MY_TERM INITIALIZING: may this server, about to start PostgreSQL
-# WITHOUT standby.signal, come up writable?
+# lease_start_plan ME ANSWER MY_TERM: may this server, about to start PostgreSQL WITHOUT
+# standby.signal, come up writable?
 #   ANSWER        an arbiter's answer to `read` ("ok <holder> <term> <expired> <age> <managers>"),
 #                 empty when no arbiter answered
 #   MY_TERM       the term this server last held (pgha-lease-term), empty if none
-#   INITIALIZING  1 when this start follows the first primary's initdb
 # Prints:
 #   writable      it holds the current term
-#   acquire       the lease is free and nobody took a term since this server's (or the cluster
-#                 is new): take it, then start writable if that succeeds
+#   acquire       the lease is free and nobody took a term since this server's, or it was never
+#                 held at all (term 0: a new cluster, or automatic failover just switched on for
+#                 a running one, whose primary this is): take it (compare-and-swap: one server
+#                 at most), then start writable if that succeeds
 #   standby       anything else: standby.signal goes in; the agent promotes later if it may
 lease_start_plan() {
 	case $2 in
 	"ok "*) ;;
 	*) echo standby; return 0 ;;
 	esac
+	_my=$3
 	# shellcheck disable=SC2086 # the answer's words, split on purpose
-	set -- "$1" $2 "$3" "$4"
-	# $1 me, $2 ok, $3 holder, $4 term, $5 expired, $6 age, $7 managers, $8 my term, $9 initializing
+	set -- "$1" $2
+	# $1 me, $2 ok, $3 holder, $4 term, $5 expired, $6 age, $7 managers
 	if [ "$3" = "$1" ]; then echo writable; return 0; fi
 	if [ "$3" = - ]; then
-		if [ "$4" = "${8:-}" ] || { [ "$4" = 0 ] && [ "${9:-0}" = 1 ]; }; then echo acquire; return 0; fi
+		if [ "$4" = "$_my" ] || [ "$4" = 0 ]; then echo acquire; return 0; fi
 	fi
 	echo standby
 }
@@ -259,7 +262,7 @@ lease_field() {
 # The start gate (run.sh, before every start of PostgreSQL)
 # ---------------------------------------------------------------------------
 
-# lease_gate INITIALIZING: with automatic failover, a server that would start writable (no
+# lease_gate: with automatic failover, a server that would start writable (no
 # standby.signal) does so only if it holds the current term; otherwise standby.signal goes in.
 lease_gate() {
 	lease_settings || return 0
@@ -275,7 +278,7 @@ lease_gate() {
 		nap 1
 		check_stopping
 	done
-	_plan=$(lease_start_plan "$server" "$_a" "$(cat "$lease_term_file" 2>/dev/null)" "$1")
+	_plan=$(lease_start_plan "$server" "$_a" "$(cat "$lease_term_file" 2>/dev/null)")
 	if [ "$_plan" = acquire ]; then
 		_r=$(lease_call "acquire $server $(lease_field "$_a" 3)") || _r=
 		case $_r in
@@ -417,7 +420,10 @@ lease_agent() {
 				[ "$(lease_extends "$_unavailable" "$_managers")" != yes ] || _last_ok=$_round
 				;;
 			esac
-			_sleep=$((lf_renew - ($(now_ms) - _round)))
+			# The next renewal one renew interval after this one; after a round that renewed
+			# nothing, again within 300 ms, until the fence deadline: a blip that ends before the
+			# deadline costs no fence, whatever its phase against the renew interval.
+			if [ "$_step" = renewed ]; then _sleep=$((lf_renew - ($(now_ms) - _round))); else _sleep=300; fi
 			[ "$_sleep" -gt 0 ] && nap "$(ms_to_s "$_sleep")"
 			continue
 		fi

@@ -166,7 +166,6 @@ prepare_pgdata() {
 			if [ -e "$marker" ]; then
 				set_state initializing
 				initialize_primary
-				initialized_now=1
 				continue
 			fi
 			_msg="data directory $pgdata is empty; waiting for the bootstrap operation (pg_basebackup) to fill it"
@@ -217,13 +216,11 @@ run_server() {
 	rm -f "$lease_fenced" "$lease_busy"
 	# automatic failover's agent (lease.sh): idle while PostgreSQL does not run or the feature is off
 	lease_agent_start
-	initialized_now=0
 	while :; do
 		prepare_pgdata
 		fence
 		# with automatic failover, writable only with the current term (lease.sh)
-		lease_gate "$initialized_now"
-		initialized_now=0
+		lease_gate
 		log "starting PostgreSQL on $pgdata"
 		set_state running
 		start_postgres "$pgdata"

@@ -71,7 +71,7 @@ async function lease(): Promise<{ holder: string; term: number }> {
 async function logsOf(service: string, engineHost: string): Promise<string> {
     const ids = (await run("docker", ["-H", engineHost, "ps", "-aq", "--filter", `label=com.docker.swarm.service.name=${service}`])).stdout.trim();
     let out = "";
-    for (const id of ids.split("\n").filter(Boolean)) out += (await run("docker", ["-H", engineHost, "logs", id])).stderr;
+    for (const id of ids.split("\n").filter(Boolean)) out += (await run("docker", ["-H", engineHost, "logs", "-t", id])).stderr;
     return out;
 }
 const ENGINE_B = "unix:///var/run/docker-b.sock";
@@ -83,7 +83,10 @@ async function showAgents(what: string): Promise<void> {
         ["af1", ENGINE_A],
         ["af2", ENGINE_B],
     ]) {
-        const lines = (await logsOf(s, e)).split("\n").filter((l) => /pgha: \w+: (agent|lease|FENCED|rejoin)/.test(l));
+        const lines = (await logsOf(s, e))
+            .split("\n")
+            .filter((l) => /pgha: \w+: (agent|lease|FENCED|rejoin)/.test(l))
+            .sort();
         console.log(
             lines
                 .slice(-25)
