@@ -114,8 +114,14 @@ describe("the lab stack on a real two-node swarm", () => {
             for (const key of ["stdout", "stderr", "environment"])
                 expect(c!.outputs[key]?.[SECRET_SIG], `${name} output ${key} is secret`).toBe("1b47061264138c4ac30d75fd1eb44270");
         }
-        // No Docker secret: the passwords go into the data volumes by the passwords operation.
-        expect(resources.filter((r) => r.type === "docker:index/secret:Secret")).toEqual([]);
+        // No Docker secret but automatic failover's token (the arbiter's), itself secret in the
+        // state, and the Command that made it with its output secret: the passwords go into the
+        // data volumes by the passwords operation.
+        const dockerSecrets = resources.filter((r) => r.type === "docker:index/secret:Secret");
+        expect(dockerSecrets.map((r) => r.urn.split("::").pop())).toEqual(["pgha-arbiter-secret"]);
+        expect(dockerSecrets[0].inputs.data[SECRET_SIG], "the arbiter's token in the state").toBe("1b47061264138c4ac30d75fd1eb44270");
+        const token = resources.find((r) => r.type === "command:local:Command" && r.urn.endsWith("::pgha-arbiter-token"));
+        expect(token!.outputs.stdout[SECRET_SIG], "the token Command's output").toBe("1b47061264138c4ac30d75fd1eb44270");
     });
 
     it("never makes the CLI, the language host or a plugin try an outside address", () => {
