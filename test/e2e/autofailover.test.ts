@@ -21,9 +21,9 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { lab, run, Watch } from "./faults";
-import { cleanLab, engineAsync, ENDPOINTS, PASSWORDS, phase, query, stateFile, waitFor } from "./lab";
+import { cleanLab, engineAsync, ENGINES, phase, query, stateFile, waitFor } from "./lab";
 import { commandLog } from "./pulumi";
-import { Writer, WriterReport } from "./traffic";
+import { multiHostConninfo, Writer, WriterReport } from "./traffic";
 
 const STACK = "labaf";
 const NETWORK = "pgha_af";
@@ -38,13 +38,9 @@ const primaryConfig = (primary: string) => ["--set", `pgha:primary=${JSON.string
 const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
 const OPTIONS = "tcp_user_timeout=1000 keepalives_idle=1 keepalives_interval=1 keepalives_count=1";
 /** Through both published ports, to whichever is writable. */
-const MULTI = `${hostsOf(SERVERS)} target_session_attrs=read-write ${OPTIONS}`;
+const MULTI = multiHostConninfo(SERVERS, `target_session_attrs=read-write ${OPTIONS}`);
 /** Directly to one server's published port: it commits only while that server is writable. */
-const direct = (s: string) => `${hostsOf([s])} target_session_attrs=read-write ${OPTIONS}`;
-
-function hostsOf(servers: string[]): string {
-    return `host=${servers.map((s) => ENDPOINTS[s].host).join(",")} port=${servers.map((s) => ENDPOINTS[s].port).join(",")} dbname=postgres user=postgres password=${PASSWORDS.superuserPassword} connect_timeout=2`;
-}
+const direct = (s: string) => multiHostConninfo([s], `target_session_attrs=read-write ${OPTIONS}`);
 
 async function engine(verb: "up" | "preview" | "destroy", extra: string[] = []) {
     return engineAsync(verb, STACK, state, extra);
@@ -74,8 +70,8 @@ async function logsOf(service: string, engineHost: string): Promise<string> {
     for (const id of ids.split("\n").filter(Boolean)) out += (await run("docker", ["-H", engineHost, "logs", "-t", id])).stderr;
     return out;
 }
-const ENGINE_B = "unix:///var/run/docker-b.sock";
-const ENGINE_A = "unix:///var/run/docker.sock";
+const ENGINE_A = ENGINES["node-a"];
+const ENGINE_B = ENGINES["node-b"];
 
 /** What the agents and start gates said (their log lines), for the proof's log. */
 async function showAgents(what: string): Promise<void> {
