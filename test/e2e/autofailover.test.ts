@@ -92,6 +92,39 @@ async function showAgents(what: string): Promise<void> {
     }
 }
 
+/**
+ * waitFor, and when it times out, an error that carries what the agents last said and how the lab
+ * stands: a CI log keeps only its tail, where the failed tests' errors are printed.
+ */
+async function waitOrExplain<T>(
+    what: string,
+    probe: () => Promise<T | undefined | false> | T | undefined | false,
+    timeoutMs: number,
+    everyMs: number,
+): Promise<T> {
+    try {
+        return await waitFor(what, probe, timeoutMs, everyMs);
+    } catch (e) {
+        const lines: string[] = [];
+        for (const [s, h] of [
+            ["af1", ENGINE_A],
+            ["af2", ENGINE_B],
+        ]) {
+            const said = (await logsOf(s, h).catch((x: unknown) => `(no logs: ${String(x)})`))
+                .split("\n")
+                .filter((l) => /pgha: \w+: /.test(l))
+                .sort()
+                .slice(-20);
+            lines.push(...said.map((l) => `${s} | ${l}`));
+        }
+        const st = await run("sh", ["scripts/lab.sh", "status"]);
+        lines.push(...`${st.stdout}${st.stderr}`.split("\n").filter((l) => /DOWN|leader|partition/.test(l)));
+        const l = await lease().catch(() => ({ holder: "?", term: -1 }));
+        lines.push(`lease: ${l.holder}/${l.term}`);
+        throw new Error(`${(e as Error).message}\n${lines.join("\n")}`, { cause: e });
+    }
+}
+
 let writer: Writer | undefined;
 let watch: Watch | undefined;
 
@@ -110,7 +143,7 @@ async function stopTraffic(): Promise<{ report: WriterReport; w: Watch }> {
 }
 async function moreCommits(n = 30): Promise<void> {
     const from = writer!.count;
-    await waitFor(`${n} more commits`, () => writer!.count >= from + n, 60_000, 10);
+    await waitOrExplain(`${n} more commits`, () => writer!.count >= from + n, 60_000, 10);
 }
 /** The longest interval between two acknowledged commits since `t`. */
 function longestGap(ackTimes: number[], t: number): number {
@@ -127,7 +160,7 @@ beforeAll(async () => {
     });
     await phase("clean leftovers of earlier runs", () => cleanLab(SERVERS, NETWORK));
     await phase("apply the labaf stack from empty (af2 primary on node-b, automatic failover armed)", () => engine("up", primaryConfig("af2")));
-    await waitFor("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
+    await waitOrExplain("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
     await query("af2", CREATE_TABLE);
     const l = await lease();
     expect(l.holder).toBe("af2");
@@ -213,7 +246,7 @@ describe("automatic failover on the three-manager lab", () => {
         // (safe_wal_size counts to the end of the WAL segment in progress: 16 MB segments here)
         expect(Number(slot.safe)).toBeLessThanOrEqual(1024 * 1024 * 1024 + 2 * 16 * 1024 * 1024);
         await phase("node-b back", () => lab("start-node", "b"));
-        await waitFor("af2 streaming from af1 again", () => streaming("af1", "af2"), 120_000, 200);
+        await waitOrExplain("af2 streaming from af1 again", () => streaming("af1", "af2"), 120_000, 200);
 
         const { report, w } = await stopTraffic();
         const gapLost = longestGap(report.ackTimes, tLost);
@@ -229,7 +262,7 @@ describe("automatic failover on the three-manager lab", () => {
 
         // back to af2 for the next proofs
         await engine("up", primaryConfig("af2"));
-        await waitFor("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
+        await waitOrExplain("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
     }, 600_000);
 
     it("fails over by itself when the primary's node dies; pulumi up does not switch back; the old primary rejoins by itself", async () => {
@@ -239,7 +272,7 @@ describe("automatic failover on the three-manager lab", () => {
         const tKill = Date.now();
         await phase("node-b (af2, the primary) dies: lab.sh stop-node b", () => lab("stop-node", "b"));
         const ackedBefore = writer!.commits().filter((a) => a.at <= tKill).length;
-        await waitFor("af1 writable", () => watch!.firstWritable("af1", tKill), 60_000, 50);
+        await waitOrExplain("af1 writable", () => watch!.firstWritable("af1", tKill), 60_000, 50);
         await moreCommits();
         const firstWritable = watch!.firstWritable("af1", tKill)!;
         const firstCommit = writer!.commits().find((a) => a.at > tKill)!.at;
@@ -259,7 +292,7 @@ describe("automatic failover on the three-manager lab", () => {
 
         const tBack = Date.now();
         await phase("node-b returns: af2 comes back as a standby of af1 by itself", () => lab("start-node", "b"));
-        await waitFor("af2 streaming from af1", () => streaming("af1", "af2"), 180_000, 200);
+        await waitOrExplain("af2 streaming from af1", () => streaming("af1", "af2"), 180_000, 200);
         expect(await recovering("af2")).toBe(true);
         const logs = await logsOf("af2", ENGINE_B);
         expect(logs).toMatch(/does not hold the current term.*starting as a standby|rejoin/);
@@ -291,14 +324,14 @@ describe("automatic failover on the three-manager lab", () => {
 
     it("fences a primary cut off from the others within the fence deadline, promotes only after that, and rejoins it after the partition heals", async () => {
         await phase("af2 primary again (planned switchover)", () => engine("up", primaryConfig("af2")));
-        await waitFor("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
+        await waitOrExplain("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
         await startTraffic();
         const onAf2 = new Writer(direct("af2"), TABLE);
         await waitFor("the direct writer committing on af2", () => onAf2.count >= 20, 30_000, 10);
 
         const tCut = Date.now();
         await phase("node-b cut off (partition b): af2 keeps running", () => lab("partition", "b"));
-        await waitFor("af1 writable", () => watch!.firstWritable("af1", tCut), 60_000, 50);
+        await waitOrExplain("af1 writable", () => watch!.firstWritable("af1", tCut), 60_000, 50);
         await moreCommits();
         const direct2 = await onAf2.stop();
         const lastOnAf2 = direct2.ackTimes.filter((t) => t >= tCut).at(-1) ?? tCut;
@@ -320,7 +353,7 @@ describe("automatic failover on the three-manager lab", () => {
 
         const tHeal = Date.now();
         await phase("the partition heals", () => lab("heal", "b"));
-        await waitFor("af2 streaming from af1", () => streaming("af1", "af2"), 180_000, 200);
+        await waitOrExplain("af2 streaming from af1", () => streaming("af1", "af2"), 180_000, 200);
         console.log(`[e2e] af2 streams from af1 ${Date.now() - tHeal} ms after the heal`);
         await moreCommits();
         const { w } = await stopTraffic();
