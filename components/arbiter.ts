@@ -12,7 +12,7 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { arbiterServiceName, failoverPrefix, leaseConfigName, PghaConfig } from "./config";
+import { arbiterServiceName, failoverPrefix, leaseConfigName, leaseDriftWarning, PghaConfig } from "./config";
 import { operationCommand, operationEnv } from "./operations";
 
 /** The port the arbiter listens on, on the overlay network only (nothing is published). */
@@ -92,6 +92,23 @@ export class Arbiter extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+
+        // On every preview and update: the lease's holder, read from the swarm (arbiter.sh lease),
+        // and a warning when it is not pgha:primary. After an automatic failover the config names
+        // the old primary; pulumi up keeps the new one, and the preview says so.
+        command.local
+            .runOutput(
+                {
+                    command: operationCommand("arbiter", "lease"),
+                    environment: operationEnv("arbiter", { ...opEnv, PGHA_LEASE_CONFIG: names.lease }),
+                    logging: "none",
+                },
+                { parent: this },
+            )
+            .apply((r) => {
+                const warning = leaseDriftWarning(cfg.primary, r.stdout ?? "");
+                if (warning !== null) void pulumi.log.warn(warning, this);
+            });
 
         // 32 random bytes, made once on the machine that runs Pulumi (no input ever changes, so
         // the Command never runs again) and kept in the state as a secret.

@@ -170,7 +170,10 @@ export const OPERATIONS = {
             PGHA_ARBITER_SERVICE: req("text", "the arbiter's swarm service (global on the managers)"),
             PGHA_FAILOVER_AUTOMATIC: req("flag", "pgha:failover.automatic"),
             PGHA_ARBITER_TIMEOUT: opt("count", "seconds to wait for the arbiter's tasks (default 120)"),
-            PGHA_LEASE_CONFIG: opt("text", "the swarm config holding the lease (removed with the stack: arbiter.sh forget)"),
+            PGHA_LEASE_CONFIG: opt(
+                "text",
+                "the swarm config holding the lease (read by arbiter.sh lease on every preview, removed with the stack by arbiter.sh forget)",
+            ),
         },
     },
     backup: {

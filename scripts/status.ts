@@ -14,7 +14,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
-import { arbiterServiceName, LEASE_LABELS, leaseConfigName, resolveFailover } from "../components/config";
+import { arbiterServiceName, Lease, leaseConfigName, parseLease, primaryMismatch, resolveFailover } from "../components/config";
 import { buildReport, formatBytes, probeServer, ServerProbe, ServerTarget, StatusReport, unreachableProbe } from "../components/health";
 
 export const EXIT = { healthy: 0, unhealthy: 1, error: 2 } as const;
@@ -314,25 +314,6 @@ export function managersRunning(tasks: readonly ServiceTask[], nodes: readonly S
     return new Set(tasks.filter((t) => t.state === "Running" && managers.has(t.node)).map((t) => t.node)).size;
 }
 
-/** The lease, from the labels of its swarm config. */
-export interface Lease {
-    /** The server holding it (pgha.lease.holder). */
-    readonly holder: string;
-    /** pgha.lease.term: grows by one with each new holder; null when the label is missing or no number. */
-    readonly term: number | null;
-}
-
-/** The lease from `docker config inspect --format '{{json .Spec.Labels}}'`; null when it names no holder (no lease yet). */
-export function parseLease(labelsJson: string): Lease | null {
-    const labels: unknown = JSON.parse(labelsJson.trim() || "null");
-    if (typeof labels !== "object" || labels === null) return null;
-    const l = labels as Record<string, unknown>;
-    const holder = l[LEASE_LABELS.holder];
-    if (typeof holder !== "string" || holder === "") return null;
-    const term = l[LEASE_LABELS.term];
-    return { holder, term: typeof term === "string" && /^\d+$/.test(term) ? Number(term) : null };
-}
-
 /** What the armed verdict is decided from. */
 export interface ArmedInputs {
     /** pgha:failover.automatic; undefined when it is not known here (`unknown` says why). */
@@ -399,22 +380,6 @@ export function armedVerdict(i: ArmedInputs): ArmedVerdict {
         );
     }
     return { armed: true, reason: null, text: "armed" };
-}
-
-/**
- * The line to print when the cluster's actual primary is not pgha:primary; null when they agree
- * (or either is unknown). When the lease names the actual primary, automatic failover moved it
- * there: the config is what must change. Otherwise the mismatch may be a planned switchover
- * that `pulumi up` has yet to finish.
- */
-export function primaryMismatch(declaredPrimary: string | null, actualPrimary: string | null, lease: Lease | null): string | null {
-    if (declaredPrimary === null || actualPrimary === null || declaredPrimary === actualPrimary) return null;
-    if (lease !== null && lease.holder === actualPrimary) {
-        const term = lease.term === null ? "" : ` at term ${lease.term}`;
-        return `pgha:primary says ${declaredPrimary}, but ${actualPrimary} is the primary (automatic failover${term}): run pulumi config set pgha:primary ${actualPrimary} to make the config agree; pulumi up will not switch back on its own`;
-    }
-    const held = lease === null ? "" : `; the lease is held by ${lease.holder}${lease.term === null ? "" : ` at term ${lease.term}`}`;
-    return `pgha:primary says ${declaredPrimary}, but ${actualPrimary} is the primary (not by automatic failover${held}): if pgha:primary was changed for a switchover, run pulumi up to finish it; otherwise run pulumi config set pgha:primary ${actualPrimary} to make the config agree`;
 }
 
 /** The failover part of the report (the `failover` field of --json). */

@@ -3,7 +3,7 @@
 
 import * as fs from "fs";
 import * as path from "path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Cluster, parseBackups } from "../components/cluster";
 import { HEALTHCHECK, LAUNCHER } from "../components/server";
 import { validateConfig } from "../components/config";
@@ -181,7 +181,39 @@ describe("the declared cluster", async () => {
         const off = await declare({ ...lab, failover: { automatic: false } });
         expect(off.ofType(SECRET)).toEqual([]);
         expect(off.ofType(SERVICE).map((r) => spec(r).name)).not.toContain("pgha-lab-arbiter");
+        expect(off.invokes.filter((i) => i.token === "command:local:run")).toEqual([]);
         expect(spec(off.byName("pg1-reload", COMMAND)).environment.PGHA_FAILOVER_CONF).toContain("automatic=0");
+    });
+
+    it("reads the lease on every preview and update, and warns when it names another primary than pgha:primary", async () => {
+        const leaseOf = (holder: string) => JSON.stringify({ "pgha.lease.holder": holder, "pgha.lease.term": "4" });
+        const warned = async (labels: string): Promise<{ run: ProgramRun; warnings: string }> => {
+            const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+            try {
+                const run = await runUnderMocks(
+                    lab,
+                    secrets,
+                    () => new Cluster("pgha", loadConfig()),
+                    () => 0,
+                    (token) => (token === "command:local:run" ? { stdout: labels, stderr: "" } : undefined),
+                );
+                return { run, warnings: warn.mock.calls.flat().join("\n") };
+            } finally {
+                warn.mockRestore();
+            }
+        };
+        const moved = await warned(leaseOf("pg2"));
+        const reads = moved.run.invokes.filter((i) => i.token === "command:local:run");
+        expect(reads).toHaveLength(1);
+        expect(reads[0].inputs).toMatchObject({ command: "sh ./scripts/operations/arbiter.sh lease", logging: "none" });
+        expect((reads[0].inputs.environment as Record<string, string>).PGHA_LEASE_CONFIG).toBe("pgha-lab-lease");
+        expect(moved.warnings).toMatch(
+            /pgha:primary says pg1, but pg2 holds the lease, term 4: pg2 is the primary\. If automatic failover moved it there, pulumi up keeps pg2/,
+        );
+        expect(moved.warnings).toMatch(/run pulumi config set pgha:primary pg2 to make config and cluster agree/);
+        // the lease agrees, there is none yet, or the swarm did not answer: no warning
+        for (const labels of [leaseOf("pg1"), leaseOf("-"), "", "null", "{}", "not json"])
+            expect((await warned(labels)).warnings).not.toMatch(/pgha:primary says/);
     });
 
     it("rolls pgha's container files: the roll carries their digest and a restart key", () => {

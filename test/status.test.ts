@@ -8,6 +8,7 @@ import { ChildProcess, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseLease, primaryMismatch } from "../components/config";
 import { buildReport, StatusReport } from "../components/health";
 import {
     ArmedInputs,
@@ -19,10 +20,8 @@ import {
     majority,
     managersRunning,
     parseArgs,
-    parseLease,
     parseNodes,
     parseTasks,
-    primaryMismatch,
     renderFailover,
     renderTable,
     SwarmFacts,

@@ -3,7 +3,8 @@
 //   keys.ts      the one table of every pgha key, and the defaults
 //   validate.ts  validateConfig: the rules (rules/) in order, one ConfigError with every problem
 //   rules/       one named rule per concern (network, servers, postgresVersion, primary, lost, failover, postgresql, ...)
-//   failover.ts  pgha:failover's resolved defaults and the names of its swarm objects (arbiter service, lease config)
+//   failover.ts  pgha:failover's resolved defaults, the names of its swarm objects (arbiter service, lease config),
+//                the lease's labels and how a lease that names another primary than pgha:primary is reported
 //   units.ts     durations and sizes: their syntax, and their values in milliseconds and bytes
 //   secrets.ts   validateSecrets: the two passwords
 //   ipv4.ts      IPv4 arithmetic for the network checks
@@ -12,7 +13,17 @@
 // the supported major versions and their parameter tables in ../pg-parameters.ts.
 
 export { ConfigError } from "./error";
-export { arbiterServiceName, FAILOVER_DEFAULTS, failoverPrefix, LEASE_LABELS, leaseConfigName } from "./failover";
+export {
+    arbiterServiceName,
+    FAILOVER_DEFAULTS,
+    failoverPrefix,
+    LEASE_LABELS,
+    leaseConfigName,
+    leaseDriftWarning,
+    parseLease,
+    primaryMismatch,
+} from "./failover";
+export type { Lease } from "./failover";
 export { cidrContains, cidrsOverlap, isHostOrIpv4, parseCidr, parseIpv4 } from "./ipv4";
 export type { Cidr } from "./ipv4";
 export { CONFIG_KEYS, configKey, DEFAULTS, SECRET_KEYS } from "./keys";

@@ -4,6 +4,9 @@
 #                      failover on a swarm with fewer than three managers, and say why;
 #   arbiter.sh ready   after it: wait until the arbiter runs on a majority of the managers (the
 #                      servers' agents and their start gate need one to answer);
+#   arbiter.sh lease   on every preview and update (the program's invoke): print the lease's
+#                      labels as JSON, or nothing when there is no lease or the swarm does not
+#                      answer (never fails: the program only warns when it names another primary);
 #   arbiter.sh forget  when the stack is destroyed, after the arbiter service: remove the lease's
 #                      config (a new cluster of the same name must not inherit an old holder).
 # The arbiter (scripts/arbiter/) is the only component with the Docker socket; it keeps the lease
@@ -21,6 +24,11 @@ require_env PGHA_ARBITER_SERVICE PGHA_FAILOVER_AUTOMATIC
 svc=$PGHA_ARBITER_SERVICE
 timeout=${PGHA_ARBITER_TIMEOUT:-120}
 
+if [ "${1:-}" = lease ]; then
+    require_env PGHA_LEASE_CONFIG
+    docker config inspect --format '{{json .Spec.Labels}}' "$PGHA_LEASE_CONFIG" 2>/dev/null || true
+    exit 0
+fi
 if [ "${1:-}" = forget ]; then
     require_env PGHA_LEASE_CONFIG
     if docker config inspect "$PGHA_LEASE_CONFIG" >/dev/null 2>&1; then
@@ -55,5 +63,5 @@ ready)
         die "the arbiter ($svc) runs on fewer than $need of the $count managers after $timeout s: docker service ps $svc"
     log "the arbiter runs on $(docker service ps "$svc" --filter desired-state=running --format '{{.Node}}' | sort | tr '\n' ' ')"
     ;;
-*) die "usage: arbiter.sh check|ready|forget" ;;
+*) die "usage: arbiter.sh check|ready|lease|forget" ;;
 esac

@@ -17,8 +17,15 @@ export interface DeclaredResource {
     custom: boolean;
 }
 
+/** An invoke (a provider function such as command:local:run) the program made. */
+export interface Invoke {
+    token: string;
+    inputs: Record<string, unknown>;
+}
+
 export interface ProgramRun {
     resources: DeclaredResource[];
+    invokes: Invoke[];
     byName(name: string, type?: string): DeclaredResource;
     ofType(type: string): DeclaredResource[];
 }
@@ -54,6 +61,8 @@ export async function runUnderMocks(
     body: () => Promise<unknown> | unknown,
     /** Milliseconds the mock provider takes to create a resource (to expose ordering). */
     latency: (type: string, name: string) => number = () => 0,
+    /** What an invoke returns (default: its inputs, e.g. command:local:run with no stdout). */
+    answer: (token: string, inputs: Record<string, unknown>) => Record<string, unknown> | undefined = () => undefined,
 ): Promise<ProgramRun> {
     const all: Record<string, string> = {};
     for (const [k, v] of Object.entries(config)) all[`pgha:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
@@ -63,6 +72,7 @@ export async function runUnderMocks(
         Object.keys(secrets).map((k) => `pgha:${k}`),
     );
     const resources: DeclaredResource[] = [];
+    const invokes: Invoke[] = [];
     await pulumi.runtime.setMocks(
         {
             async newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -76,7 +86,8 @@ export async function runUnderMocks(
                 return { id: `${args.name}-id`, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
-                return args.inputs;
+                invokes.push({ token: args.token, inputs: args.inputs });
+                return answer(args.token, args.inputs) ?? args.inputs;
             },
         },
         "pgha",
@@ -87,6 +98,7 @@ export async function runUnderMocks(
     await settings.waitForRPCs();
     return {
         resources,
+        invokes,
         byName(name: string, type?: string) {
             const r = resources.find((x) => x.name === name && (type === undefined || x.type === type));
             if (!r)
