@@ -47,6 +47,22 @@ describe("a starting server (no standby.signal) comes up writable", () => {
     });
 });
 
+describe("a standby PostgreSQL could not start (PID 1, after pg_rewind --dry-run against the writable peer)", () => {
+    it("is rewound when the timelines diverged (the old primary of a failover)", () => {
+        const out =
+            "pg_rewind: servers diverged at WAL location 0/8035D70 on timeline 5\npg_rewind: rewinding from last common checkpoint at 0/8000060 on timeline 5\npg_rewind: Done!";
+        expect(step("lease_diverged_step", "0", out)).toBe("rewind");
+    });
+    it("is left alone when no rewind is required: its start failed for another reason", () => {
+        expect(step("lease_diverged_step", "0", "pg_rewind: source and target cluster are on the same timeline\npg_rewind: no rewind required")).toBe("none");
+    });
+    it("is left alone when the dry run failed or said neither", () => {
+        expect(step("lease_diverged_step", "1", "pg_rewind: error: could not connect to server")).toBe("unknown");
+        expect(step("lease_diverged_step", "1", "pg_rewind: servers diverged at WAL location 0/8035D70 on timeline 5")).toBe("unknown");
+        expect(step("lease_diverged_step", "0", "")).toBe("unknown");
+    });
+});
+
 describe("the primary's agent", () => {
     it("keeps going after a renewal", () => {
         expect(step("lease_primary_step", "10000", "9000", "6000", "ok pg1 3")).toBe("renewed");

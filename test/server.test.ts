@@ -435,6 +435,25 @@ describe("entrypoint.sh runs the server", () => {
         expect(controlData(pgdata)).toMatch(/Database cluster state:\s+shut down\n/);
     }, 30_000);
 
+    it("starts no second server on a data volume one already runs on: it waits until the first has stopped", async () => {
+        // the swarm's replacement task of a node that was down and came back, beside the old one
+        const first = startEntrypoint(box);
+        await query(box, SUPER_PW, "SELECT 1");
+        const second = startEntrypoint(box, { PGHA_RUNTIME_DIR: path.join(box.root, "run-second") });
+        await second.waitFor(/another container of pg1 still runs on this data volume .*waiting until it has stopped/);
+        await sleep(1500);
+        expect(second.output).not.toMatch(/starting PostgreSQL/);
+        expect(second.alive).toBe(true);
+        await first.stop();
+        expect(first.exitCode).toBe(0);
+        await second.waitFor(/the other container has stopped: starting/);
+        await second.waitFor(/starting PostgreSQL on/);
+        expect((await query(box, SUPER_PW, "SELECT v FROM kept"))[0]).toEqual({ v: "survives restarts" });
+        await second.stop();
+        expect(second.exitCode).toBe(0);
+        expect(controlData(pgdata)).toMatch(/Database cluster state:\s+shut down\n/);
+    }, 40_000);
+
     it("holds a stopped PostgreSQL while the hold file exists, then starts it again", async () => {
         const hold = path.join(box.env.PGHA_RUNTIME_DIR, "hold");
         const ep = startEntrypoint(box);

@@ -301,6 +301,63 @@ lease_gate() {
 	fi
 }
 
+# lease_diverged_step STATUS OUTPUT: what `pg_rewind --dry-run` against the writable peer (its
+# exit STATUS and OUTPUT) says about a standby PostgreSQL could not start:
+#   rewind   the timelines diverged: this server wrote WAL past the point where the primary's
+#            timeline forked off (it was the primary when another one took the lease), and the
+#            new timeline's history reached it (restore_command): rewind it, then start it
+#   none     no rewind required: the start failed for another reason (left to the operator)
+#   unknown  the dry run failed (the primary unreachable, a data directory not shut down cleanly)
+lease_diverged_step() {
+	if [ "$1" != 0 ]; then
+		echo unknown
+		return 0
+	fi
+	case $2 in
+	*"no rewind required"*) echo none ;;
+	*"servers diverged at"*) echo rewind ;;
+	*) echo unknown ;;
+	esac
+}
+
+# lease_rewind_diverged STATUS: PID 1 (run.sh), after PostgreSQL exited with STATUS while it runs
+# as a standby. With automatic failover on, an old primary whose timeline diverged fails at start
+# ("requested timeline N does not contain minimum recovery point ...") once the new timeline's
+# history is in the archive; its container would exit again at every restart, and the agent
+# inside it never runs. PostgreSQL is down here and only PID 1 starts it: pg_rewind it against
+# the writable peer right here. Returns 0 when it was rewound (start it again), 1 otherwise.
+lease_rewind_diverged() {
+	[ "$1" != 0 ] && [ -e "$pgdata/standby.signal" ] && lease_settings || return 1
+	[ "${PGHA_FENCED:-}" != 1 ] || return 1
+	_primary=$(primary_sql "$(sql_name)" 2>/dev/null) || _primary=
+	if [ -z "$_primary" ] || [ "$_primary" = "$server" ]; then
+		log "lease: PostgreSQL could not start as a standby (exit status $1), and no writable peer answers to check its timeline against"
+		return 1
+	fi
+	_st=0
+	_out=$(as_pg pg_rewind --dry-run --target-pgdata="$pgdata" --source-server="$(rewind_source "$_primary")" 2>&1) || _st=$?
+	_why=$(printf '%s\n' "$_out" | grep -m1 -e 'diverged' -e 'no rewind' -e 'error' -e 'fatal' | cut -c1-200)
+	case $(lease_diverged_step "$_st" "$_out") in
+	rewind)
+		log "lease: PostgreSQL could not start as a standby (exit status $1): its timeline diverged from $_primary's ($_why); rewinding it against $_primary (pg_rewind)"
+		if rewind_from "$_primary"; then
+			log "lease: rewound: starting $server as a standby of $_primary"
+			return 0
+		fi
+		log "lease: pg_rewind against $_primary failed (above); a rejoin makes a fresh copy with this data directory kept aside: pgha:lost [\"$server\"], pulumi up, then remove it from pgha:lost and pulumi up"
+		return 1
+		;;
+	none)
+		log "lease: PostgreSQL could not start as a standby (exit status $1); its timeline has not diverged from $_primary's ($_why): see PostgreSQL's messages above"
+		return 1
+		;;
+	*)
+		log "lease: PostgreSQL could not start as a standby (exit status $1); could not tell whether its timeline diverged from $_primary's (pg_rewind --dry-run, status $_st: ${_why:-no output})"
+		return 1
+		;;
+	esac
+}
+
 # ---------------------------------------------------------------------------
 # The agent (a background process of PID 1, for the container's whole life)
 # ---------------------------------------------------------------------------

@@ -335,6 +335,33 @@ prepare_dirs() {
 	rm -f "$PGHA_RUNTIME_DIR/initdb.log" "$PGHA_RUNTIME_DIR/initdb-pwfile"
 }
 
+# volume_lock: one server container per data volume. When the swarm marks a node down, it
+# replaces the tasks there; when the node comes back, the old task is shut down and the new one
+# starts on the same node and volume, and nothing orders the two. PID 1 holds an exclusive
+# flock on pgha-run.lock in the volume for the container's life (PostgreSQL inherits it); a
+# second container waits here until the first one's processes are gone.
+volume_lock() {
+	if ! command -v flock >/dev/null 2>&1; then
+		log "warning: no flock in this image: nothing keeps a second container of $server off this data volume"
+		return 0
+	fi
+	# (opened for reading: flock needs no write access, and the file may be root's from an
+	# earlier start while this one runs as the image's user)
+	_lock=$PGHA_DATA_DIR/pgha-run.lock
+	[ -e "$_lock" ] || : >>"$_lock"
+	exec 8<"$_lock"
+	flock -n 8 && return 0
+	set_state waiting
+	log "another container of $server still runs on this data volume (the swarm replaced its task): waiting until it has stopped"
+	_waited=0
+	until flock -w 5 8; do
+		[ -z "${stopping:-}" ] || { log "stopped while waiting for the data volume"; exit 0; }
+		_waited=$((_waited + 5))
+		[ $((_waited % 30)) -ne 0 ] || log "still waiting for the other container on this data volume to stop ($_waited s)"
+	done
+	log "the other container has stopped: starting"
+}
+
 # ---------------------------------------------------------------------------
 # SQL sessions (the statements themselves are owned by instance.sh and by the
 # operation files)

@@ -73,6 +73,11 @@ data_state() {
 # Steps
 # ---------------------------------------------------------------------------
 
+# rewind_source PRIMARY: pg_rewind's connection to the primary (writable only)
+rewind_source() {
+	echo "host=$1 port=5432 user=postgres passfile=$pgpass dbname=postgres connect_timeout=5 target_session_attrs=read-write application_name=$server-rewind"
+}
+
 # rewind_from PRIMARY: pg_rewind this (stopped) data directory against
 # PRIMARY, then put standby.signal back (pg_rewind copies the primary's files
 # and removes what the primary lacks, standby.signal included).
@@ -86,8 +91,7 @@ rewind_from() {
 	fi
 	_rlog=$PGHA_RUNTIME_DIR/rewind.log
 	_st=0
-	as_pg pg_rewind --target-pgdata="$pgdata" --progress \
-		--source-server="host=$1 port=5432 user=postgres passfile=$pgpass dbname=postgres connect_timeout=5 target_session_attrs=read-write application_name=$server-rewind" \
+	as_pg pg_rewind --target-pgdata="$pgdata" --progress --source-server="$(rewind_source "$1")" \
 		>"$_rlog" 2>&1 || _st=$?
 	while IFS= read -r _l || [ -n "$_l" ]; do log "pg_rewind: $_l"; done <"$_rlog"
 	rm -f "$_rlog"

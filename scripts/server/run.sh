@@ -211,6 +211,7 @@ run_server() {
 	trap 'on_stop_signal SIGINT' INT
 	trap 'signal_postgres HUP' HUP
 	prepare_dirs
+	volume_lock
 	write_pgpass
 	if [ -r "$restart_key" ]; then cp "$restart_key" "$started_key"; else rm -f "$started_key"; fi
 	rm -f "$lease_fenced" "$lease_busy"
@@ -233,6 +234,11 @@ run_server() {
 		if [ -e "$lease_fenced" ]; then
 			rm -f "$lease_fenced"
 			log "PostgreSQL stopped by the agent's fence (exit status $child_status): starting it again as a standby"
+			continue
+		fi
+		# automatic failover: an old primary that cannot start as a standby because its timeline
+		# diverged is rewound here (lease.sh), then started again
+		if [ ! -e "$hold" ] && lease_rewind_diverged "$child_status"; then
 			continue
 		fi
 		if [ -e "$hold" ]; then

@@ -14,8 +14,9 @@
 //     af1 by itself (the agent's rejoin: pg_rewind); pgha:primary af1 then agrees with no action;
 //  4. the primary's node cut off while it keeps running (partition b, af2 primary again): af2
 //     stops accepting writes within the fence deadline (a writer connected to it directly gets
-//     errors, none commits later), af1 is promoted only after that; the partition heals and af2
-//     rejoins as a standby.
+//     errors, none commits later), af1 is promoted only after that; the partition lasts until
+//     the swarm marks node-b down (and replaces af2's task); it heals and af2 rejoins as a
+//     standby (its new container rewinds the diverged timeline).
 // Stopping and cutting off node-b interrupts whatever else runs there: run this file alone (the
 // e2e suite runs its files one at a time).
 
@@ -358,10 +359,22 @@ describe("automatic failover on the three-manager lab", () => {
         expect(direct2.errors.length + direct2.inDoubt).toBeGreaterThan(0);
         expect(await recovering("af2")).toBe(true); // reachable from this host through its published port
 
+        // The partition lasts until the managers mark node-b down: the swarm then replaces af2's
+        // task, and on the heal a new container starts on af2's volume while the old one stops
+        // (the volume lock orders them). The new one cannot start PostgreSQL as a standby (its
+        // timeline diverged, and the new timeline's history is in the archive): PID 1 rewinds it.
+        await waitOrExplain(
+            "node-b down in the swarm",
+            async () => (await run("docker", ["node", "inspect", "--format", "{{.Status.State}}", "node-b"])).stdout.trim() === "down",
+            60_000,
+            500,
+        );
         const tHeal = Date.now();
         await phase("the partition heals", () => lab("heal", "b"));
         await waitOrExplain("af2 streaming from af1", () => streaming("af1", "af2"), 180_000, 200);
-        console.log(`[e2e] af2 streams from af1 ${Date.now() - tHeal} ms after the heal`);
+        console.log(`[e2e] af2 streams from af1 ${Date.now() - tHeal} ms after the heal (partition lasted ${tHeal - tCut} ms)`);
+        const said = await logsOf("af2", ENGINE_B);
+        expect(said).toMatch(/its timeline diverged from af1's .*rewinding it against af1|rejoining it/);
         await moreCommits();
         const { w } = await stopTraffic();
         expect(w.twoWritable).toEqual([]);
