@@ -698,3 +698,65 @@ func TestTimeoutAndCancel(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// --- the function local:run (an invoke: it runs during previews too)
+
+func invoke(t *testing.T, p *testProvider, tok string, args pm) (*pulumirpc.InvokeResponse, error) {
+	t.Helper()
+	return p.Invoke(context.Background(), &pulumirpc.InvokeRequest{Tok: tok, Args: wire(t, args)})
+}
+
+func TestInvokeRun(t *testing.T) {
+	p := newTestProvider()
+	resp, err := invoke(t, p, runFunction, pm{
+		"command":     str(`printf '%s\n' "$GREETING"; echo warn >&2`),
+		"environment": env("GREETING", "hello"),
+		"logging":     str("none"),
+	})
+	if err != nil || len(resp.Failures) > 0 {
+		t.Fatalf("invoke: %v %v", err, resp.GetFailures())
+	}
+	out := unwire(t, resp.Return)
+	if out["stdout"].StringValue() != "hello" || out["stderr"].StringValue() != "warn" {
+		t.Fatalf("outputs: %v", out)
+	}
+	if out["command"].StringValue() == "" || out["logging"].StringValue() != "none" {
+		t.Fatalf("the inputs are not returned with the outputs: %v", out)
+	}
+	if len(p.lines) != 0 {
+		t.Fatalf("logging none logged %v", p.lines)
+	}
+	// logged when logging asks for it
+	p = newTestProvider()
+	if _, err := invoke(t, p, runFunction, pm{"command": str("echo shown")}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.lines, []string{"shown"}) {
+		t.Fatalf("logged %v, want [shown]", p.lines)
+	}
+}
+
+func TestInvokeRunRefusals(t *testing.T) {
+	p := newTestProvider()
+	// a failing command fails the invoke, with its output
+	if _, err := invoke(t, p, runFunction, pm{"command": str("echo broken >&2; exit 3")}); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("a failing command: %v", err)
+	}
+	for name, args := range map[string]pm{
+		"command":  {"logging": str("none")},
+		"create":   {"command": str("true"), "create": str("true")},
+		"triggers": {"command": str("true"), "triggers": list(str("x"))},
+		"logging":  {"command": str("true"), "logging": str("loud")},
+	} {
+		resp, err := invoke(t, p, runFunction, args)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(resp.Failures) == 0 || resp.Failures[0].Property != name {
+			t.Fatalf("%s: failures %v", name, resp.Failures)
+		}
+	}
+	if _, err := invoke(t, p, "command:remote:run", pm{"command": str("true")}); err == nil || !strings.Contains(err.Error(), "does not implement the function command:remote:run") {
+		t.Fatalf("another function: %v", err)
+	}
+}

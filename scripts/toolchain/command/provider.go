@@ -170,9 +170,71 @@ func (p *provider) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, erro
 	return &emptypb.Empty{}, nil
 }
 
-func (p *provider) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented,
-		"pgha's command provider does not implement the function %s (only the resource %s)", req.GetTok(), commandType)
+// runFunction is pulumi-command 1.2.1's function local:run (local/run.go, RunInputs: command
+// and BaseInputs): the command runs at once, during previews too, and its stdout and stderr
+// come back with the inputs. pgha's program reads the lease with it on every preview.
+const runFunction = "command:local:run"
+
+// runInputs are the inputs local:run takes besides command (BaseInputs: no create, update,
+// delete or triggers).
+var runInputs = map[string]bool{
+	"addPreviousOutputInEnv": true, "archivePaths": true, "assetPaths": true, "dir": true,
+	"environment": true, "interpreter": true, "logging": true, "stdin": true,
+}
+
+func (p *provider) Invoke(ctx context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {
+	if req.GetTok() != runFunction {
+		return nil, status.Errorf(codes.Unimplemented,
+			"pgha's command provider does not implement the function %s (only %s, and the resource %s)",
+			req.GetTok(), runFunction, commandType)
+	}
+	inputs, err := unmarshal(req.GetArgs())
+	if err != nil {
+		return nil, err
+	}
+	var failures []*pulumirpc.CheckFailure
+	fail := func(property, reason string) {
+		failures = append(failures, &pulumirpc.CheckFailure{Property: property, Reason: reason})
+	}
+	command, known := reveal(inputs["command"])
+	if !known || !command.IsString() {
+		fail("command", "is required: the command to run (a string)")
+	}
+	rest := resource.PropertyMap{}
+	for k, v := range inputs {
+		if k == "command" || strings.HasPrefix(string(k), "__") {
+			continue
+		}
+		if !runInputs[string(k)] {
+			fail(string(k), "is not an input of "+runFunction)
+			continue
+		}
+		rest[k] = v
+	}
+	for _, f := range checkInputs(rest) {
+		fail(f.property, f.reason)
+	}
+	if len(failures) > 0 {
+		return &pulumirpc.InvokeResponse{Failures: failures}, nil
+	}
+	a, err := decodeArgs(rest)
+	if err != nil {
+		return nil, err
+	}
+	ctx, done := p.opContext(ctx, 0)
+	defer done()
+	out, errOut, err := run(ctx, runSpec{command: command.StringValue(), in: a, logLine: p.logLine(ctx, "")})
+	if err != nil {
+		return nil, err
+	}
+	result := inputsOf(rest)
+	result["command"] = inputs["command"]
+	result["stdout"], result["stderr"] = resource.NewStringProperty(out), resource.NewStringProperty(errOut)
+	props, err := marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.InvokeResponse{Return: props}, nil
 }
 
 // --- resource lifecycle
