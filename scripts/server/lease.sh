@@ -335,7 +335,8 @@ lease_rewind_diverged() {
 		return 1
 	fi
 	_st=0
-	_out=$(as_pg pg_rewind --dry-run --target-pgdata="$pgdata" --source-server="$(rewind_source "$_primary")" 2>&1) || _st=$?
+	_out=$(as_pg pg_rewind --dry-run --target-pgdata="$pgdata" --restore-target-wal --config-file="$config_file" \
+		--source-server="$(rewind_source "$_primary")" 2>&1) || _st=$?
 	_why=$(printf '%s\n' "$_out" | grep -m1 -e 'diverged' -e 'no rewind' -e 'error' -e 'fatal' | cut -c1-200)
 	case $(lease_diverged_step "$_st" "$_out") in
 	rewind)

@@ -91,8 +91,10 @@ rewind_from() {
 	fi
 	_rlog=$PGHA_RUNTIME_DIR/rewind.log
 	_st=0
-	as_pg pg_rewind --target-pgdata="$pgdata" --progress --source-server="$(rewind_source "$1")" \
-		>"$_rlog" 2>&1 || _st=$?
+	# --restore-target-wal: WAL the target needs from before the fork but no longer has in
+	# pg_wal comes from its archive (restore_command of the server's own configuration file)
+	as_pg pg_rewind --target-pgdata="$pgdata" --progress --restore-target-wal --config-file="$config_file" \
+		--source-server="$(rewind_source "$1")" >"$_rlog" 2>&1 || _st=$?
 	while IFS= read -r _l || [ -n "$_l" ]; do log "pg_rewind: $_l"; done <"$_rlog"
 	rm -f "$_rlog"
 	as_pg touch "$pgdata/standby.signal"

@@ -82,7 +82,7 @@ async function showAgents(what: string): Promise<void> {
     ]) {
         const lines = (await logsOf(s, e))
             .split("\n")
-            .filter((l) => /pgha: \w+: (agent|lease|FENCED|rejoin)/.test(l))
+            .filter((l) => /pgha: \w+: (agent|lease|FENCED|rejoin|pg_rewind)/.test(l))
             .sort();
         console.log(
             lines
