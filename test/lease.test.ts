@@ -56,9 +56,18 @@ describe("a standby PostgreSQL could not start (PID 1, after pg_rewind --dry-run
     it("is left alone when no rewind is required: its start failed for another reason", () => {
         expect(step("lease_diverged_step", "0", "pg_rewind: source and target cluster are on the same timeline\npg_rewind: no rewind required")).toBe("none");
     });
-    it("is left alone when the dry run failed or said neither", () => {
+    it("is rewound or copied afresh when the dry run found the divergence and failed after it", () => {
+        expect(
+            step(
+                "lease_diverged_step",
+                "1",
+                "pg_rewind: servers diverged at WAL location 0/80000A0 on timeline 4\npg_rewind: error: could not find previous WAL record at 0/8000028",
+            ),
+        ).toBe("rewind");
+    });
+    it("is left alone when the dry run failed before it could tell, or said neither", () => {
         expect(step("lease_diverged_step", "1", "pg_rewind: error: could not connect to server")).toBe("unknown");
-        expect(step("lease_diverged_step", "1", "pg_rewind: servers diverged at WAL location 0/8035D70 on timeline 5")).toBe("unknown");
+        expect(step("lease_diverged_step", "1", "pg_rewind: no rewind required")).toBe("unknown");
         expect(step("lease_diverged_step", "0", "")).toBe("unknown");
     });
 });

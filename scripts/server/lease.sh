@@ -303,21 +303,39 @@ lease_gate() {
 
 # lease_diverged_step STATUS OUTPUT: what `pg_rewind --dry-run` against the writable peer (its
 # exit STATUS and OUTPUT) says about a standby PostgreSQL could not start:
-#   rewind   the timelines diverged: this server wrote WAL past the point where the primary's
-#            timeline forked off (it was the primary when another one took the lease), and the
-#            new timeline's history reached it (restore_command): rewind it, then start it
+#   rewind   the timelines diverged ("servers diverged at", whatever the dry run did after
+#            that): this server wrote WAL past the point where the primary's timeline forked
+#            off (it was the primary when another one took the lease), and the new timeline's
+#            history reached it (restore_command): rewind it, or copy the primary afresh
 #   none     no rewind required: the start failed for another reason (left to the operator)
-#   unknown  the dry run failed (the primary unreachable, a data directory not shut down cleanly)
+#   unknown  the dry run failed before it could tell (the primary unreachable, ...)
 lease_diverged_step() {
-	if [ "$1" != 0 ]; then
-		echo unknown
-		return 0
-	fi
 	case $2 in
-	*"no rewind required"*) echo none ;;
 	*"servers diverged at"*) echo rewind ;;
+	*"no rewind required"*) if [ "$1" = 0 ]; then echo none; else echo unknown; fi ;;
 	*) echo unknown ;;
 	esac
+}
+
+# lease_recopy PRIMARY: a fresh copy of PRIMARY (bootstrap.sh: copy_primary) in place of this
+# data directory, which is moved aside to pgdata.before-rejoin-<UTC time> (never deleted). If
+# the copy fails, the old data directory goes back where it was. Returns 0 when the copy is in place.
+lease_recopy() {
+	_aside=$PGHA_DATA_DIR/pgdata.before-rejoin-$(date -u +%Y%m%dT%H%M%SZ)
+	[ ! -e "$_aside" ] || return 1
+	mv "$pgdata" "$_aside" || return 1
+	fsync_path "$PGHA_DATA_DIR"
+	log "lease: KEPT the old data directory as $_aside (in this server's data volume; pgha never deletes it: remove it yourself once you no longer need it)"
+	if (copy_primary 300); then
+		log "lease: fresh copy of $1 in place with standby.signal"
+		return 0
+	fi
+	log "lease: the copy of $1 failed (above): the old data directory goes back to $pgdata"
+	rm -rf "$pgdata_partial"
+	[ ! -d "$pgdata" ] || rmdir "$pgdata" || return 1
+	mv "$_aside" "$pgdata"
+	fsync_path "$PGHA_DATA_DIR"
+	return 1
 }
 
 # lease_rewind_diverged STATUS: PID 1 (run.sh), after PostgreSQL exited with STATUS while it runs
@@ -325,7 +343,8 @@ lease_diverged_step() {
 # ("requested timeline N does not contain minimum recovery point ...") once the new timeline's
 # history is in the archive; its container would exit again at every restart, and the agent
 # inside it never runs. PostgreSQL is down here and only PID 1 starts it: pg_rewind it against
-# the writable peer right here. Returns 0 when it was rewound (start it again), 1 otherwise.
+# the writable peer right here, or, when pg_rewind cannot, copy the peer afresh with this data
+# directory kept aside (what the rejoin does). Returns 0 when it can start again, 1 otherwise.
 lease_rewind_diverged() {
 	[ "$1" != 0 ] && [ -e "$pgdata/standby.signal" ] && lease_settings || return 1
 	[ "${PGHA_FENCED:-}" != 1 ] || return 1
@@ -337,16 +356,16 @@ lease_rewind_diverged() {
 	_st=0
 	_out=$(as_pg pg_rewind --dry-run --target-pgdata="$pgdata" --restore-target-wal --config-file="$config_file" \
 		--source-server="$(rewind_source "$_primary")" 2>&1) || _st=$?
-	_why=$(printf '%s\n' "$_out" | grep -m1 -e 'diverged' -e 'no rewind' -e 'error' -e 'fatal' | cut -c1-200)
+	_why=$(printf '%s\n' "$_out" | grep -e 'diverged' -e 'no rewind' -e 'error' -e 'fatal' | tail -n 3 | tr '\n' ' ' | cut -c1-400)
 	case $(lease_diverged_step "$_st" "$_out") in
 	rewind)
-		log "lease: PostgreSQL could not start as a standby (exit status $1): its timeline diverged from $_primary's ($_why); rewinding it against $_primary (pg_rewind)"
-		if rewind_from "$_primary"; then
+		log "lease: PostgreSQL could not start as a standby (exit status $1): its timeline diverged from $_primary's (pg_rewind --dry-run, status $_st: $_why); rewinding it against $_primary (pg_rewind)"
+		if [ "$_st" = 0 ] && rewind_from "$_primary"; then
 			log "lease: rewound: starting $server as a standby of $_primary"
 			return 0
 		fi
-		log "lease: pg_rewind against $_primary failed (above); a rejoin makes a fresh copy with this data directory kept aside: pgha:lost [\"$server\"], pulumi up, then remove it from pgha:lost and pulumi up"
-		return 1
+		log "lease: pg_rewind cannot rewind $server against $_primary (above): copying $_primary afresh instead"
+		lease_recopy "$_primary"
 		;;
 	none)
 		log "lease: PostgreSQL could not start as a standby (exit status $1); its timeline has not diverged from $_primary's ($_why): see PostgreSQL's messages above"
