@@ -22,6 +22,7 @@ failover_promote() {
 	fi
 	_st=0
 	local_sql "$(sql_promote_now "$1")" || _st=$?
+	[ "$_st" != 0 ] || checkpoint_soon
 	lease_busy_clear
 	return "$_st"
 }

@@ -107,6 +107,15 @@ END \$\$;
 SELECT 'promoted';"
 }
 
+# checkpoint_soon: after a promotion, in the background (the promotion's caller does not wait):
+# an immediate checkpoint puts the new timeline into pg_control at once. The end-of-recovery
+# checkpoint is spread over checkpoint_timeout; until it ends, pg_rewind of a server that diverged
+# from this one takes this server's previous timeline for its current one and needs WAL that
+# exists only as a .partial file: it fails, and the rejoin must copy afresh instead.
+checkpoint_soon() {
+	(local_sql "CHECKPOINT" >/dev/null 2>&1 </dev/null &)
+}
+
 # sql_promote_now TIMEOUT: promote this standby at once (it replays what it has received first);
 # prints t once it is primary.
 sql_promote_now() {

@@ -438,7 +438,7 @@ lease_peers_view() {
 # lease_promote: promote this standby (it replays what it received first), marking the agent busy.
 lease_promote() {
 	lease_busy_set
-	_out=$(local_sql "$(sql_promote_now 60)" 2>&1) || _out="failed: $_out"
+	if _out=$(local_sql "$(sql_promote_now 60)" 2>&1); then checkpoint_soon; else _out="failed: $_out"; fi
 	lease_busy_clear
 	log "agent: promote: $_out"
 }

@@ -74,6 +74,7 @@ promote() {
 		*) if [ -z "$_lease" ] || lease_take_over "$_lease"; then sql_promote_after "$_lsn" "$_timeout"; fi ;;
 		esac
 	} | as_pg_exec psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$_sock" -p "$_port" -U postgres -d postgres -f - || _st=$?
+	[ "$_st" != 0 ] || checkpoint_soon
 	[ -z "$_lease" ] || lease_busy_clear
 	return "$_st"
 }
