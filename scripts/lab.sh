@@ -9,8 +9,8 @@
 #   scripts/lab.sh purge    down, then also delete the engines' data, the image cache and the logs
 #   scripts/lab.sh stop-node b|c   the node is gone: SIGKILL to its engine, containerd, shims and
 #                           containers at once (a power cut; nothing shuts down cleanly), until the
-#                           other managers report it Down (idempotent; node-a, the host's engine,
-#                           cannot be stopped)
+#                           other managers report it Down, or, when it led, until a new leader
+#                           sees it unknown (idempotent; node-a, the host's engine, cannot be stopped)
 #   scripts/lab.sh start-node b|c  the node is back: its engine starts again and the node is Ready
 #                           in the swarm as a manager (rejoins it if needed; idempotent)
 #   scripts/lab.sh partition b|c   the node is cut off from the other nodes and keeps running:
@@ -1076,6 +1076,13 @@ cmd_purge() {
 node_state() { node_field a "$1" '{{.Status.State}}'; }
 node_down() { [ "$(node_state "$1")" = down ]; }     # node_down HOSTNAME
 node_up() { [ "$(node_state "$1")" = ready ]; }       # node_up HOSTNAME
+# gone_leader HOSTNAME: the leader that was HOSTNAME is gone: another manager leads, and to it
+# HOSTNAME is down or unknown (never heard from since its election)
+gone_leader() {
+	_gl=$(leader_of a)
+	[ -n "$_gl" ] && [ "$_gl" != "$1" ] || return 1
+	case $(node_state "$1") in down | unknown) return 0 ;; *) return 1 ;; esac
+}
 
 # the_node WORD VERB: b or c from b, c, node-b, node-c; node-a and anything else refused
 the_node() {
@@ -1098,6 +1105,10 @@ cmd_stop_node() {
 	# with the other one gone too, no two managers are left to see this one go
 	_quorum=1
 	if ! node_up "node-$_y" || partitioned "$_y"; then _quorum=""; fi
+	# a node that leads: the new leader never hears from it and keeps it "unknown" for one to
+	# two minutes before it marks it Down (swarmkit's grace for nodes unknown at an election)
+	_was_leader=''
+	if leads "$_x" 2>/dev/null; then _was_leader=1; fi
 	_pids=$(procs_of "$(v EXEC "$_x")")
 	if [ -z "$_pids" ]; then
 		say "node-$_x's engine is not running (nothing to stop)"
@@ -1111,6 +1122,12 @@ cmd_stop_node() {
 	if [ -z "$_quorum" ]; then
 		say "node-$_y is not Ready either: the swarm has lost its quorum (node-a is the one manager left)," \
 			"no manager can mark node-$_x Down ($(since "$_t"))"
+		return 0
+	fi
+	if [ -n "$_was_leader" ]; then
+		say "node-$_x led the swarm: waiting for a new leader (node-a or node-$_y) and node-$_x Down or unknown to it"
+		wait_until 120 gone_leader "node-$_x" || die "the managers see node-$_x as $(node_state "node-$_x") after 120 s (leader: $(leader_of a))"
+		say "node-$_x is $(node_state "node-$_x") in the swarm at $(clock) ($(since "$_t")); new leader $(leader_of a)"
 		return 0
 	fi
 	say "waiting for the managers (node-a, node-$_y) to mark node-$_x Down"
