@@ -18,7 +18,7 @@
 #                           (chain PGHA-PARTITION); the host still reaches the ports the node
 #                           publishes (DNAT-ed, they go through FORWARD) (idempotent)
 #   scripts/lab.sh heal [b|c]      remove the partition (no argument: every partition) and wait
-#                           until the managers see the node Ready again
+#                           until the managers see the node Ready again (none partitioned: at once)
 #   scripts/lab.sh leader [a|b|c]  make the node the swarm's Raft leader (demote the other managers,
 #                           promote them back; idempotent); without a node, say who leads
 #
@@ -1199,7 +1199,13 @@ cmd_heal() {
 	# others' timers, until one of them calls one first: some 15 to 80 s without a leader, during
 	# which no manager serves the swarm's API. Settled: every running node is a Ready manager that
 	# sees a leader.
-	[ -z "$_healed" ] || say "waiting until the managers see$_names Ready and the swarm has a leader"
+	# Nothing healed: nothing to wait for (with two nodes stopped the swarm has no quorum and
+	# would never settle; start-node brings them back)
+	if [ -z "$_healed" ]; then
+		say "nothing was partitioned: $(manager_list a)"
+		return 0
+	fi
+	say "waiting until the managers see$_names Ready and the swarm has a leader"
 	wait_until 300 settled || die "the swarm has not settled 300 s after the heal: $(manager_list a)"
 	_lead=$(leader_of a)
 	if [ -n "$_healed" ] && [ "$_lead" != "$_lead0" ]; then
