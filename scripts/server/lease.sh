@@ -498,9 +498,18 @@ lease_agent() {
 				;;
 			esac
 			# The next renewal one renew interval after this one; after a round that renewed
-			# nothing, again within 300 ms, until the fence deadline: a blip that ends before the
-			# deadline costs no fence, whatever its phase against the renew interval.
-			if [ "$_step" = renewed ]; then _sleep=$((lf_renew - ($(now_ms) - _round))); else _sleep=300; fi
+			# nothing, again until the fence deadline: at once when the round waited out its call
+			# timeout (arbiters that do not answer: a round begun during a cut cannot succeed
+			# before the kernel retries its connection, a second later), within 300 ms when they
+			# answered (no leader, refused). A blip of up to fenceDeadline - renewInterval -
+			# callTimeout costs no fence, whatever its phase against the renew interval.
+			if [ "$_step" = renewed ]; then
+				_sleep=$((lf_renew - ($(now_ms) - _round)))
+			elif [ $(($(now_ms) - _round)) -ge $((_budget < lf_call ? _budget : lf_call)) ]; then
+				_sleep=0
+			else
+				_sleep=300
+			fi
 			[ "$_sleep" -gt 0 ] && nap "$(ms_to_s "$_sleep")"
 			continue
 		fi
