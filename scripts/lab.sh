@@ -723,10 +723,23 @@ ensure_swarm() {
 		_ids="$_ids $(swarm_field "$_sn" NodeID)"
 		_joined="$_joined $_sn"
 	done
-	# members that are workers (node-b of the two-node lab) are promoted
+	# members that are workers (node-b of the two-node lab, a node a leader move left demoted)
+	# are promoted, once their own engine is a worker too. A demotion that has not finished there
+	# (its Raft member not yet removed) must not be promoted: the engine then panics at every
+	# start ("tocommit(N) is out of range [lastIndex(0)]"). Such a node leaves and joins afresh.
 	for _n in $_ids; do
 		if [ "$(node_field "$_ref" "$_n" '{{.Spec.Role}}')" = worker ]; then
-			say "promoting $(node_field "$_ref" "$_n" '{{.Description.Hostname}}') to manager"
+			_h=$(node_field "$_ref" "$_n" '{{.Description.Hostname}}')
+			_sn=${_h#node-}
+			if ! wait_until 60 demoted "$_ref" "$_sn"; then
+				say "$_h's demotion has not finished ($(manager_list "$_ref")): it leaves the swarm and joins again as a manager"
+				dn "$_sn" swarm leave --force >/dev/null 2>&1 || true
+				retry dn "$_ref" node rm --force "$_n" >/dev/null || die "could not remove node $_n: $(manager_list "$_ref")"
+				dn "$_sn" swarm join --token "$(dn "$_ref" swarm join-token -q manager)" \
+					--advertise-addr "$(v ADDR "$_sn")" --listen-addr "$(v ADDR "$_sn"):2377" "$(v ADDR "$_ref"):2377" >/dev/null
+				continue
+			fi
+			say "promoting $_h to manager"
 			retry dn "$_ref" node promote "$_n" >/dev/null || die "could not promote node $_n: $(manager_list "$_ref")"
 		fi
 	done
@@ -759,7 +772,9 @@ move_leader() {
 		case $_sn in a | b | c) ;; *) die "no leader to move away from: $(manager_list "$1")" ;; esac
 		say "the leader is $_cur: demoting it (the leadership moves to another manager), then promoting it back"
 		retry dn "$1" node demote "$_cur" >/dev/null || die "could not demote $_cur: $(manager_list "$1")"
-		wait_until 60 demoted "$1" "$_sn" || die "$_cur was not demoted: $(manager_list "$1")"
+		# (after an election every node is "unknown" to the new leader for a while: the demoted
+		# node's certificate turns worker only once it reached the new leader)
+		wait_until 150 demoted "$1" "$_sn" || die "$_cur was not demoted: $(manager_list "$1")"
 		wait_until 60 has_leader "$1" || die "no leader after demoting $_cur: $(manager_list "$1")"
 		retry dn "$1" node promote "$_cur" >/dev/null || die "could not promote $_cur: $(manager_list "$1")"
 		wait_until 90 manager_ready "$1" "$_sn" || die "$_cur is not a Ready manager again: $(manager_list "$1")"

@@ -365,7 +365,9 @@ describe("failover, fencing and rejoin by `pulumi up`", () => {
         const container = await nodeBReturnsFenced(tFailover);
 
         // The WAL pg_rewind reads on fo2 is gone (as when an old primary ran on long enough to
-        // recycle it): stop fo2 (held, as an operation does) and remove its WAL segments.
+        // recycle it, and its archive was pruned past it): stop fo2 (held, as an operation does)
+        // and remove its WAL segments, from pg_wal and from its archive (pg_rewind restores
+        // what pg_wal lacks from there: --restore-target-wal).
         const sabotage = await run("docker", [
             "-H",
             ENGINES["node-b"],
@@ -376,7 +378,7 @@ describe("failover, fencing and rejoin by `pulumi up`", () => {
             "sh",
             "-c",
             "touch /dev/shm/pgha/hold && pg_ctl stop -D /var/lib/pgha/data/pgdata -m fast -w >/dev/null && " +
-                "find /var/lib/pgha/data/pgdata/pg_wal -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -print -delete",
+                "find /var/lib/pgha/data/pgdata/pg_wal /var/lib/pgha/archive/wal -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -print -delete",
         ]);
         expect(sabotage.status, sabotage.stderr).toBe(0);
         expect(sabotage.stdout.trim().split("\n").length).toBeGreaterThan(0);
