@@ -65,7 +65,10 @@ async function oneRun(kind: "automatic" | "declared"): Promise<RunFigures> {
     await waitFor("commits on af1", () => writer.count >= n + 50, 60_000, 10);
     const report = await writer.stop();
     await watch.stop();
-    const firstCommit = report.ackTimes.find((t) => t > tKill)!;
+    // the first commit on the new primary: after the old one's last writable sample (commits in
+    // flight when the kill was sent are acknowledged by the old primary a few ms after tKill)
+    const oldLast = watch.lastWritable("af2") ?? tKill;
+    const firstCommit = report.ackTimes.find((t) => t > Math.max(tKill, oldLast))!;
     const before = report.acked.filter((_, i) => report.ackTimes[i] <= tKill);
     const rows = await query<{ n: number }>("af1", `SELECT count(*)::int AS n FROM ${TABLE} WHERE id = ANY($1::bigint[])`, [before]);
     const figures: RunFigures = {
