@@ -354,8 +354,7 @@ lease_rewind_diverged() {
 		return 1
 	fi
 	_st=0
-	_out=$(as_pg pg_rewind --dry-run --target-pgdata="$pgdata" --restore-target-wal --config-file="$config_file" \
-		--source-server="$(rewind_source "$_primary")" 2>&1) || _st=$?
+	_out=$(pg_rewind_to "$_primary" --dry-run 2>&1) || _st=$?
 	_why=$(printf '%s\n' "$_out" | grep -e 'diverged' -e 'no rewind' -e 'error' -e 'fatal' | tail -n 3 | tr '\n' ' ' | cut -c1-400)
 	case $(lease_diverged_step "$_st" "$_out") in
 	rewind)

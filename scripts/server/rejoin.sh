@@ -73,9 +73,14 @@ data_state() {
 # Steps
 # ---------------------------------------------------------------------------
 
-# rewind_source PRIMARY: pg_rewind's connection to the primary (writable only)
-rewind_source() {
-	echo "host=$1 port=5432 user=postgres passfile=$pgpass dbname=postgres connect_timeout=5 target_session_attrs=read-write application_name=$server-rewind"
+# pg_rewind_to PRIMARY [OPTION...]: pg_rewind of this data directory against PRIMARY (writable
+# only). --restore-target-wal: WAL the target needs from before the fork but no longer has in
+# pg_wal comes from its archive (restore_command of the server's own configuration file).
+pg_rewind_to() {
+	_src=$1
+	shift
+	as_pg pg_rewind --target-pgdata="$pgdata" --restore-target-wal --config-file="$config_file" \
+		--source-server="host=$_src port=5432 user=postgres passfile=$pgpass dbname=postgres connect_timeout=5 target_session_attrs=read-write application_name=$server-rewind" "$@"
 }
 
 # rewind_from PRIMARY: pg_rewind this (stopped) data directory against
@@ -91,10 +96,7 @@ rewind_from() {
 	fi
 	_rlog=$PGHA_RUNTIME_DIR/rewind.log
 	_st=0
-	# --restore-target-wal: WAL the target needs from before the fork but no longer has in
-	# pg_wal comes from its archive (restore_command of the server's own configuration file)
-	as_pg pg_rewind --target-pgdata="$pgdata" --progress --restore-target-wal --config-file="$config_file" \
-		--source-server="$(rewind_source "$1")" >"$_rlog" 2>&1 || _st=$?
+	pg_rewind_to "$1" --progress >"$_rlog" 2>&1 || _st=$?
 	while IFS= read -r _l || [ -n "$_l" ]; do log "pg_rewind: $_l"; done <"$_rlog"
 	rm -f "$_rlog"
 	as_pg touch "$pgdata/standby.signal"
