@@ -168,7 +168,7 @@ describe("the declared cluster", async () => {
 
     it("gives every server its failover settings and the token, and the switchover an update that never moves the primary back", () => {
         const reload = spec(run.byName("pg2-reload", COMMAND));
-        expect(reload.environment.PGHA_FAILOVER_CONF).toContain("automatic=1\narbiter=pgha-lab-arbiter\nport=7400\nttl_ms=10000\nrenew_ms=2000\nfence_ms=6000");
+        expect(reload.environment.PGHA_FAILOVER_CONF).toContain("automatic=1\narbiter=pgha-lab-arbiter\nport=7400\nttl_ms=10000\nrenew_ms=1000\nfence_ms=6000");
         const passwords = run.byName("pgha-passwords", COMMAND);
         expect(Object.keys(spec(passwords).environment)).toContain("PGHA_ARBITER_TOKEN");
         expect(JSON.stringify(passwords.inputs.environment)).toContain("4dabf18193072939515e22adb298388d"); // a secret Output

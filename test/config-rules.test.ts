@@ -352,7 +352,7 @@ describe("failoverRule", () => {
             "pgha:failover.retries: unknown key; failover has automatic, ttl, renewInterval, fenceDeadline, callTimeout, maxLag, arbiterImage (remove it: pulumi config rm --path 'failover.retries')",
             "pgha:failover.automatic: 'on' is not true or false: pulumi config set --path 'failover.automatic' true (or false)",
             "pgha:failover.ttl: '10 secs' is not a duration such as 10s or 500ms (units us, ms, s, min, h, d): pulumi config set --path 'failover.ttl' 10s",
-            "pgha:failover.renewInterval: 100ms is below 200ms: the primary would call every arbiter several times a second for nothing: pulumi config set --path 'failover.renewInterval' 2s",
+            "pgha:failover.renewInterval: 100ms is below 200ms: the primary would call every arbiter several times a second for nothing: pulumi config set --path 'failover.renewInterval' 1s",
             "pgha:failover.callTimeout: 2 has no unit; write the duration with its unit (us, ms, s, min, h, d): pulumi config set --path 'failover.callTimeout' 2s (or 2ms)",
             "pgha:failover.maxLag: -1 is not a size of 0 or more: there is no \"no limit\" here, a standby that far behind would lose the transactions it lacks by taking over: pulumi config set --path 'failover.maxLag' 16MB",
             "pgha:failover.arbiterImage: '' is not an image reference; e.g. pulumi config set --path 'failover.arbiterImage' pgha-arbiter:0.1.0",
@@ -366,7 +366,7 @@ describe("failoverRule", () => {
         expect(check(failoverRule, { failover: { renewInterval: "3500ms", ttl: "1min" } }).problems).toEqual([
             "pgha:failover.fenceDeadline: 6s is less than twice renewInterval 3500ms (7s): the primary would fence itself after a single missed renewal; raise fenceDeadline (pulumi config set --path 'failover.fenceDeadline' 7s) or lower renewInterval (pulumi config set --path 'failover.renewInterval' 3s)",
         ]);
-        expect(check(failoverRule, { failover: { ttl: "1min", fenceDeadline: "4s", callTimeout: "3s" } }).problems).toEqual([
+        expect(check(failoverRule, { failover: { ttl: "1min", fenceDeadline: "4s", renewInterval: "2s", callTimeout: "3s" } }).problems).toEqual([
             "pgha:failover.fenceDeadline: renewInterval 2s + callTimeout 3s = 5s is not below fenceDeadline 4s: a renewal that times out would leave no time for a retry before the primary fences itself; raise fenceDeadline (pulumi config set --path 'failover.fenceDeadline' 6s) or lower renewInterval or callTimeout",
         ]);
         // When no fence deadline fits the ttl, only the ttl is offered; when no ttl fits either, neither.

@@ -57,7 +57,7 @@ describe("valid configuration", () => {
         expect(cfg.failover).toEqual({
             automatic: true,
             ttlMs: 10_000,
-            renewIntervalMs: 2_000,
+            renewIntervalMs: 1_000,
             fenceDeadlineMs: 6_000,
             callTimeoutMs: 1_000,
             maxLagBytes: 16 * 1024 * 1024,
@@ -286,12 +286,12 @@ describe("failover", () => {
     const failover = (f: unknown) => validateConfig({ ...good, failover: f }).failover;
     const FENCE = "pgha:failover.fenceDeadline";
 
-    it("defaults to automatic failover with a 10s lease, renewed every 2s, fenced after 6s", () => {
+    it("defaults to automatic failover with a 10s lease, renewed every 1s, fenced after 6s", () => {
         expect(validateConfig(good).failover).toEqual(FAILOVER_DEFAULTS);
         expect(FAILOVER_DEFAULTS).toEqual({
             automatic: true,
             ttlMs: 10_000,
-            renewIntervalMs: 2_000,
+            renewIntervalMs: 1_000,
             fenceDeadlineMs: 6_000,
             callTimeoutMs: 1_000,
             maxLagBytes: 16_777_216,
@@ -378,7 +378,7 @@ describe("failover", () => {
             /pulumi config set --path 'failover.renewInterval' 3s/,
         );
         refused(
-            { ...good, failover: { ttl: "1min", callTimeout: "4s" } },
+            { ...good, failover: { ttl: "1min", renewInterval: "2s", callTimeout: "4s" } },
             FENCE,
             /renewInterval 2s \+ callTimeout 4s = 6s is not below fenceDeadline 6s: a renewal that times out would leave no time for a retry/,
             /pulumi config set --path 'failover.fenceDeadline' 7s/,
@@ -397,7 +397,7 @@ describe("failover", () => {
     it("holds callTimeout at 100ms or more and renewInterval at 200ms or more", () => {
         expect(failover({ callTimeout: "100ms", renewInterval: "200ms" })).toMatchObject({ callTimeoutMs: 100, renewIntervalMs: 200 });
         refused({ ...good, failover: { callTimeout: "99ms" } }, "pgha:failover.callTimeout", /99ms is below 100ms/, /'failover.callTimeout' 1s/);
-        refused({ ...good, failover: { renewInterval: "199ms" } }, "pgha:failover.renewInterval", /199ms is below 200ms/, /'failover.renewInterval' 2s/);
+        refused({ ...good, failover: { renewInterval: "199ms" } }, "pgha:failover.renewInterval", /199ms is below 200ms/, /'failover.renewInterval' 1s/);
     });
     it("refuses durations that do not parse, have no unit or are 0", () => {
         refused(
@@ -407,7 +407,7 @@ describe("failover", () => {
             /'failover.ttl' 10s/,
         );
         refused({ ...good, failover: { callTimeout: 1 } }, "pgha:failover.callTimeout", /1 has no unit/, /'failover.callTimeout' 1s \(or 1ms\)/);
-        refused({ ...good, failover: { renewInterval: "0ms" } }, "pgha:failover.renewInterval", /0ms must be more than 0/, /'failover.renewInterval' 2s/);
+        refused({ ...good, failover: { renewInterval: "0ms" } }, "pgha:failover.renewInterval", /0ms must be more than 0/, /'failover.renewInterval' 1s/);
         refused({ ...good, failover: { fenceDeadline: "-6s" } }, FENCE, /not a duration/, /'failover.fenceDeadline' 6s/);
     });
     it("refuses an automatic that is no boolean", () =>

@@ -226,7 +226,7 @@ describe("the lease client, against stand-in arbiters on loopback", () => {
      * a call timeout of 400 ms.
      */
     function call(request: string, arbiters: string[]): Promise<{ out: string; stats: string; ms: number; status: number | null; cmdlines: string }> {
-        const list = arbiters.map((a) => `127.0.0.1:${ports[a]}`).join(" ");
+        const list = arbiters.map((a) => (a.includes(":") ? a : `127.0.0.1:${ports[a]}`)).join(" ");
         const script = `. "$0"; lf_call=400; lease_stats="$PGHA_SECRETS_DIR/stats"; rm -f "$lease_stats"
             lease_addresses() { for a in ${list}; do echo "$a"; done; }
             ( while :; do cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; sleep 0.05; done ) > "$PGHA_SECRETS_DIR/cmdlines" & w=$!
@@ -270,6 +270,32 @@ describe("the lease client, against stand-in arbiters on loopback", () => {
         const none = await call("renew pg1 7", ["unavailable", "silent", "unavailable"]);
         expect(none.status).not.toBe(0);
         expect(none.stats).toBe("2 0");
+    });
+    it("connects again every 250 ms while an arbiter's connection is not up, within the round", async () => {
+        // a port nothing listens on yet (refused, as a dropped SYN would never answer), then an
+        // arbiter on it 150 ms later: the second attempt, 250 ms after the first, gets the answer
+        const probe = net.createServer();
+        await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+        const port = (probe.address() as net.AddressInfo).port;
+        await new Promise<void>((resolve) => probe.close(() => resolve()));
+        const late = net.createServer((c) => c.once("data", () => c.end("ok pg1 7 0 120 3\n")));
+        const timer = setTimeout(() => late.listen(port, "127.0.0.1"), 150);
+        try {
+            const r = await call("renew pg1 7", [`127.0.0.1:${port}`]);
+            expect(r.status).toBe(0);
+            expect(r.out).toBe("ok pg1 7 0 120 3");
+            expect(r.ms).toBeGreaterThanOrEqual(250);
+        } finally {
+            clearTimeout(timer);
+            late.close();
+        }
+    });
+    it("sends one request per round to an arbiter that accepted the connection, however long it takes to answer", async () => {
+        const before = seen.filter((l) => l.startsWith("silent:")).length;
+        const r = await call("renew pg1 7", ["silent"]);
+        expect(r.status).not.toBe(0);
+        expect(r.ms).toBeGreaterThanOrEqual(400);
+        expect(seen.filter((l) => l.startsWith("silent:")).length - before).toBe(1);
     });
     it("asks one arbiter after the other for what must take effect once (acquire), stopping at the first answer", async () => {
         const before = seen.length;

@@ -15,7 +15,7 @@ export const DEFAULTS = {
     failover: {
         automatic: true,
         ttl: "10s",
-        renewInterval: "2s",
+        renewInterval: "1s",
         fenceDeadline: "6s",
         callTimeout: "1s",
         maxLag: "16MB",

@@ -8,8 +8,8 @@
 # Docker. What may be decided is decided by pure steps below (lease_start_plan,
 # lease_primary_step, lease_extends, lease_standby_step; unit-tested with fabricated states in
 # test/lease.test.ts); the agent only observes, decides and carries out:
-#   - the primary renews the lease every renew interval (after a failed round, again within
-#     300 ms); when it has not renewed for the fence deadline (measured from the moment it SENT
+#   - the primary renews the lease every renew interval (after a failed round, again at once or
+#     within 300 ms; within a round, a new connection every 250 ms until one is up); when it has not renewed for the fence deadline (measured from the moment it SENT
 #     the last request that succeeded, on this container's monotonic clock) it puts
 #     standby.signal in place and stops PostgreSQL at once
 #     (immediate shutdown: SIGQUIT to the postmaster); the entrypoint starts it again as a
@@ -147,7 +147,7 @@ lease_lag_ok() {
 # lease_settings: reads failover.conf (key=value lines; never sourced). Returns 1 when automatic
 # failover is off or not configured.
 lease_settings() {
-	lf_automatic=0 lf_arbiter='' lf_port=7400 lf_ttl=10000 lf_renew=2000 lf_fence=6000 lf_call=1000 lf_lag=16777216
+	lf_automatic=0 lf_arbiter='' lf_port=7400 lf_ttl=10000 lf_renew=1000 lf_fence=6000 lf_call=1000 lf_lag=16777216
 	[ -r "$lease_conf" ] || return 1
 	while IFS='=' read -r _k _v || [ -n "$_k" ]; do
 		case $_v in *[!A-Za-z0-9._-]*) continue ;; esac
@@ -201,7 +201,7 @@ lease_call() {
 		[ "$_left" -le "$lf_call" ] || _left=$lf_call
 		_n=$((_n + 1))
 		if [ -n "$_par" ]; then
-			lease_ask "$_ip" "$_left" "$1" >"$_dir/$_n" &
+			lease_ask_retrying "$_ip" "$_left" "$1" >"$_dir/$_n" &
 			_pids="$_pids $!"
 		else
 			lease_ask "$_ip" "$_left" "$1" >"$_dir/$_n"
@@ -231,15 +231,60 @@ lease_call() {
 	printf '%s\n' "${_ok:-$_def}"
 }
 
-# lease_ask ADDRESS[:PORT] BUDGET_MS REQUEST: one request to one arbiter (the token in $_tok),
-# its answer (PORT: lf_port unless given).
+# lease_ask ADDRESS[:PORT] BUDGET_MS REQUEST [CONNECTED]: one request to one arbiter (the token in
+# $_tok), its answer (PORT: lf_port unless given). With CONNECTED (a path), the request goes out
+# only from the first attempt that creates that file once its connection is up (O_EXCL:
+# lease_ask_retrying's attempts to one arbiter send one request between them).
 lease_ask() {
 	_host=${1%%:*} _port=${1#*:}
 	[ "$_port" != "$1" ] || _port=$lf_port
-	# shellcheck disable=SC2016 # $0, $1, $l, $a are the inner bash's
+	# shellcheck disable=SC2016 # $0, $1, $2, $l, $a are the inner bash's
 	printf '%s %s\n' "$_tok" "$3" | timeout "$(ms_to_s "$2")" bash -c \
-		'exec 3<>"/dev/tcp/$0/$1" || exit 1; IFS= read -r l; printf "%s\n" "$l" >&3; IFS= read -r a <&3; printf "%s\n" "$a"' \
-		"$_host" "$_port" 2>/dev/null || true
+		'exec 3<>"/dev/tcp/$0/$1" || exit 1; if [ -n "$2" ]; then set -C; { : >"$2"; } 2>/dev/null || exit 0; fi
+		IFS= read -r l; printf "%s\n" "$l" >&3; IFS= read -r a <&3; printf "%s\n" "$a"' \
+		"$_host" "$_port" "${4:-}" 2>/dev/null || true
+}
+
+# lease_ask_retrying ADDRESS WINDOW_MS REQUEST: lease_ask for the idempotent verbs (read, renew),
+# with a new connection every 250 ms until one is up, each attempt given what is left of the
+# window. A connection begun while the network is cut waits for the kernel's first retry of its
+# SYN (a second later); the next attempt after the cut ends connects at once, so a renewal
+# lands within about 250 ms of the end of a blip instead of a call timeout. Once a connection is
+# up, nothing more is sent: its answer ("unavailable" included) may take the whole window.
+lease_ask_retrying() {
+	_ar_dir=$(mktemp -d "$PGHA_RUNTIME_DIR/ask.XXXXXX") || return 0
+	_ar_start=$(now_ms) _ar_k=0 _ar_last='' _ar_pids='' _ar_out=''
+	while :; do
+		_ar_now=$(now_ms)
+		_ar_left=$(($2 - (_ar_now - _ar_start)))
+		for _ar_f in "$_ar_dir"/a.*; do
+			[ -s "$_ar_f" ] || continue
+			IFS= read -r _ar_out <"$_ar_f" || [ -n "$_ar_out" ] || _ar_out=''
+			[ -z "$_ar_out" ] || break 2
+		done
+		_ar_live=''
+		for _ar_p in $_ar_pids; do kill -0 "$_ar_p" 2>/dev/null && _ar_live=1; done
+		if [ -e "$_ar_dir/connected" ]; then
+			# the request went out: its attempt answers or ends (its timeout, or the arbiter
+			# closed the connection)
+			[ -n "$_ar_live" ] || break
+		elif [ "$_ar_left" -gt 50 ]; then
+			if [ -z "$_ar_last" ] || [ $((_ar_now - _ar_last)) -ge 250 ]; then
+				_ar_k=$((_ar_k + 1)) _ar_last=$_ar_now
+				lease_ask "$1" "$_ar_left" "$3" "$_ar_dir/connected" >"$_ar_dir/a.$_ar_k" &
+				_ar_pids="$_ar_pids $!"
+			fi
+		else
+			[ -n "$_ar_live" ] || break
+		fi
+		# every attempt ends by its own timeout, within the window; this only bounds the loop
+		[ "$_ar_left" -gt -200 ] || break
+		sleep 0.025
+	done
+	# shellcheck disable=SC2086 # one argument per process id
+	[ -z "$_ar_pids" ] || kill $_ar_pids 2>/dev/null || true
+	rm -rf "$_ar_dir"
+	[ -z "$_ar_out" ] || printf '%s\n' "$_ar_out"
 }
 
 # lease_record TERM: remember the term this server holds.
@@ -498,10 +543,11 @@ lease_agent() {
 			esac
 			# The next renewal one renew interval after this one; after a round that renewed
 			# nothing, again until the fence deadline: at once when the round waited out its call
-			# timeout (arbiters that do not answer: a round begun during a cut cannot succeed
-			# before the kernel retries its connection, a second later), within 300 ms when they
-			# answered (no leader, refused). A blip of up to fenceDeadline - renewInterval -
-			# callTimeout costs no fence, whatever its phase against the renew interval.
+			# timeout (arbiters that do not answer), within 300 ms when they answered (no leader,
+			# refused). Within a round, lease_ask_retrying connects again every 250 ms until a
+			# connection is up, so a renewal lands about 250 ms after a cut ends: a blip of up to
+			# fenceDeadline - renewInterval - ~0.3 s costs no fence, whatever its phase against
+			# the renew interval (4.7 s with the defaults).
 			if [ "$_step" = renewed ]; then
 				_sleep=$((lf_renew - ($(now_ms) - _round)))
 			elif [ $(($(now_ms) - _round)) -ge $((_budget < lf_call ? _budget : lf_call)) ]; then

@@ -6,6 +6,10 @@
 //   - automatic (pgha:failover at its defaults): `runs` times, af2 primary, node-b killed
 //     (scripts/lab.sh stop-node b: SIGKILL to its engine and containers); nobody acts; node-b
 //     returns and af2 rejoins by itself; a planned switchover back to af2;
+//   - synchronous (automatic, with pgha:replication.synchronous true): `runs` times the same
+//     kill; with two servers the new primary's commits wait for a synchronous standby, so
+//     node-b is started again as soon as af1 is writable and the first commit comes once af2
+//     rejoined (lost commits: 0 expected);
 //   - declared (pgha:failover.automatic false, the same servers): `runs` times the same kill,
 //     then `pgha:primary af1` + `pgha:lost ["af2"]` applied by a real `pulumi up` as soon as the
 //     kill returned (an operator who reacts at once), then the rejoin and the switchover back.
@@ -36,13 +40,17 @@ interface RunFigures {
     twoWritable: number;
 }
 
-const config = (primary: string, lost: string[], automatic: boolean) => [
+type Kind = "automatic" | "synchronous" | "declared";
+
+const config = (primary: string, lost: string[], kind: Kind) => [
     "--set",
     `pgha:primary=${JSON.stringify(primary)}`,
     "--set",
     `pgha:lost=${JSON.stringify(lost)}`,
     "--set",
-    `pgha:failover=${JSON.stringify({ automatic })}`,
+    `pgha:failover=${JSON.stringify({ automatic: kind !== "declared" })}`,
+    "--set",
+    `pgha:replication=${JSON.stringify({ synchronous: kind === "synchronous" })}`,
 ];
 
 async function streaming(primary: string, standby: string): Promise<boolean> {
@@ -51,18 +59,20 @@ async function streaming(primary: string, standby: string): Promise<boolean> {
 }
 
 /** One kill of af2's node (af2 primary), the failover (`declare`: by `pulumi up`), back to where it started. */
-async function oneRun(kind: "automatic" | "declared"): Promise<RunFigures> {
-    const automatic = kind === "automatic";
+async function oneRun(kind: Kind): Promise<RunFigures> {
+    const automatic = kind !== "declared";
     await waitFor("af1 streaming from af2", () => streaming("af2", "af1"), 180_000, 200);
     const writer = new Writer(WRITER, TABLE);
     const watch = new Watch(SERVERS);
     await waitFor("the writer", () => writer.count >= 100, 30_000, 10);
     const tKill = Date.now();
     await lab("stop-node", "b");
-    if (!automatic) await engineAsync("up", STACK, state, config("af1", ["af2"], false));
+    if (!automatic) await engineAsync("up", STACK, state, config("af1", ["af2"], kind));
     await waitFor("af1 writable", () => watch.firstWritable("af1", tKill), 120_000, 20);
+    // synchronous: af1's commits wait for a synchronous standby, i.e. for af2's return
+    if (kind === "synchronous") await lab("start-node", "b");
     const n = writer.count;
-    await waitFor("commits on af1", () => writer.count >= n + 50, 60_000, 10);
+    await waitFor("commits on af1", () => writer.count >= n + 50, kind === "synchronous" ? 300_000 : 60_000, 10);
     const report = await writer.stop();
     await watch.stop();
     // the first commit on the new primary: after the old one's last writable sample (commits in
@@ -81,13 +91,13 @@ async function oneRun(kind: "automatic" | "declared"): Promise<RunFigures> {
     console.log(`[bench] ${kind}: ${JSON.stringify(figures)}`);
 
     // back: node-b returns; af2 rejoins (automatic: by itself; declared: pgha:lost [] applied)
-    await lab("start-node", "b");
-    if (!automatic) await engineAsync("up", STACK, state, config("af1", [], false));
+    if (kind !== "synchronous") await lab("start-node", "b");
+    if (!automatic) await engineAsync("up", STACK, state, config("af1", [], kind));
     await waitFor("af2 streaming from af1", () => streaming("af1", "af2"), 300_000, 200);
     // after an automatic failover pgha:primary still says af2: first make it agree (no action),
     // then move the primary back by a planned switchover
-    if (automatic) await engineAsync("up", STACK, state, config("af1", [], true));
-    await engineAsync("up", STACK, state, config("af2", [], automatic));
+    if (automatic) await engineAsync("up", STACK, state, config("af1", [], kind));
+    await engineAsync("up", STACK, state, config("af2", [], kind));
     return figures;
 }
 
@@ -96,6 +106,7 @@ function summary(xs: RunFigures[]) {
         runs: xs,
         medianKillToCommitMs: median(xs.map((x) => x.killToCommitMs)),
         maxKillToCommitMs: Math.max(...xs.map((x) => x.killToCommitMs)),
+        medianKillToWritableMs: median(xs.map((x) => x.killToWritableMs)),
         medianFencedMs: median(xs.map((x) => x.fencedMs)),
         lostCommits: xs.map((x) => x.lostCommits),
         twoWritable: xs.reduce((a, x) => a + x.twoWritable, 0),
@@ -103,28 +114,40 @@ function summary(xs: RunFigures[]) {
 }
 
 async function main(): Promise<void> {
-    console.log(`[bench] ${runs} automatic failovers, then ${runs} declared ones (pgha:lost), writer committing every 10 ms`);
+    console.log(
+        `[bench] ${runs} automatic failovers, ${runs} with synchronous replication, then ${runs} declared ones (pgha:lost), writer committing every 10 ms`,
+    );
     await lab("heal");
     await lab("start-node", "b");
     await lab("start-node", "c");
     cleanLab(SERVERS, NETWORK);
-    await engineAsync("up", STACK, state, config("af2", [], true));
+    await engineAsync("up", STACK, state, config("af2", [], "automatic"));
     await waitFor("af1 streaming", () => streaming("af2", "af1"), 180_000, 200);
     await query("af2", `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)`);
     const auto: RunFigures[] = [];
     for (let i = 0; i < runs; i++) auto.push(await oneRun("automatic"));
-    await engineAsync("up", STACK, state, config("af2", [], false));
+    await engineAsync("up", STACK, state, config("af2", [], "synchronous"));
+    const sync: RunFigures[] = [];
+    for (let i = 0; i < runs; i++) sync.push(await oneRun("synchronous"));
+    await engineAsync("up", STACK, state, config("af2", [], "declared"));
     const declared: RunFigures[] = [];
     for (let i = 0; i < runs; i++) declared.push(await oneRun("declared"));
 
-    const results = { date: new Date().toISOString(), writerIntervalMs: 10, automatic: summary(auto), declared: summary(declared) };
+    const results = {
+        date: new Date().toISOString(),
+        writerIntervalMs: 10,
+        automatic: summary(auto),
+        synchronous: summary(sync),
+        declared: summary(declared),
+    };
     console.log(JSON.stringify(results, null, 2));
     const row = (name: string, s: ReturnType<typeof summary>) =>
-        `| ${name} (${s.runs.length} runs) | ${s.medianKillToCommitMs} ms | ${s.maxKillToCommitMs} ms | ${s.medianFencedMs} ms | ${s.lostCommits.join(", ")} | ${s.twoWritable} |`;
+        `| ${name} (${s.runs.length} runs) | ${s.medianKillToCommitMs} ms | ${s.maxKillToCommitMs} ms | ${s.medianKillToWritableMs} ms | ${s.medianFencedMs} ms | ${s.lostCommits.join(", ")} | ${s.twoWritable} |`;
     const table = [
-        "| primary's node killed (this run, 3-manager lab) | kill → first commit on the new primary, median | max | old primary's last writable sample after the kill, median | lost commits per run | samples with two writable servers |",
-        "|---|---|---|---|---|---|",
-        row("automatic failover (TTL 10 s, renew 2 s, fence 6 s)", results.automatic),
+        "| primary's node killed (this run, 3-manager lab) | kill → first commit on the new primary, median | max | kill → new primary writable, median | old primary's last writable sample after the kill, median | lost commits per run | samples with two writable servers |",
+        "|---|---|---|---|---|---|---|",
+        row("automatic failover (TTL 10 s, renew 1 s, fence 6 s)", results.automatic),
+        row("automatic, `replication.synchronous` (the first commit waits for the old primary's rejoin: two servers)", results.synchronous),
         row("declared failover: `pgha:lost` applied by `pulumi up` at once", results.declared),
     ].join("\n");
     console.log(`\n${table}\n`);

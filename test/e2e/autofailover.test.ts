@@ -1,11 +1,12 @@
 // Automatic failover through the program (stack "labaf": af1 on node-a, af2 on node-b, node-c a
-// witness manager with no database; pgha:failover at its defaults: TTL 10 s, renew 2 s, fence 6 s),
+// witness manager with no database; pgha:failover at its defaults: TTL 10 s, renew 1 s, fence 6 s),
 // with a writer committing every 10 ms through a libpq multi-host connection and a watch asking
 // both servers, every ≤ 20 ms, whether they are writable. In order:
 //
-//  1. blips: node-b (the primary's node) cut off for 2 s (the agent tolerates up to
-//     fenceDeadline − renewInterval − callTimeout = 3 s in any phase; the lab's partition and heal add ~0.4 s), the Raft leader's node (node-c, the
-//     witness, with its arbiter) stopped and started: no failover, writes continue;
+//  1. blips: node-b (the primary's node) cut off for 3.5 s (the lab's partition and heal add
+//     ~0.4 s; the agent tolerates fenceDeadline − renewInterval − ~0.3 s = 4.7 s in any phase),
+//     the Raft leader's node (node-c, the witness, with its arbiter) stopped and started: no
+//     failover, writes continue;
 //  2. a standby's node lost (af1 primary after a planned switchover with failover armed; node-b
 //     stopped): no failover, writes continue, the slot's retention bounded; node-b returns and af2
 //     streams again; a switchover back to af2 (its write gap printed);
@@ -34,10 +35,17 @@ const TABLE = "af_writes";
 const state = stateFile("autofailover");
 const TTL_MS = 10_000;
 const FENCE_MS = 6_000;
+// the network blip: 3.5 s (about 3.9 s with the lab's partition and heal), under the issue's 4 s
+// and inside what the agent tolerates in any phase (fenceDeadline − renewInterval − ~0.3 s = 4.7 s)
+const BLIP_MS = 3_500;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const primaryConfig = (primary: string) => ["--set", `pgha:primary=${JSON.stringify(primary)}`];
 
-const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
+// the writer connected to af2 directly in the partition proof: a table of its own, so that its
+// clock-microsecond ids never collide with the multi-host writer's (its errors are the fence's)
+const DIRECT_TABLE = "af_writes_direct";
+const createTable = (table: string) =>
+    `CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
 const OPTIONS = "tcp_user_timeout=1000 keepalives_idle=1 keepalives_interval=1 keepalives_count=1";
 /** Through both published ports, to whichever is writable. */
 const MULTI = multiHostConninfo(SERVERS, `target_session_attrs=read-write ${OPTIONS}`);
@@ -163,7 +171,8 @@ beforeAll(async () => {
     await phase("clean leftovers of earlier runs", () => cleanLab(SERVERS, NETWORK));
     await phase("apply the labaf stack from empty (af2 primary on node-b, automatic failover armed)", () => engine("up", primaryConfig("af2")));
     await waitOrExplain("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
-    await query("af2", CREATE_TABLE);
+    await query("af2", createTable(TABLE));
+    await query("af2", createTable(DIRECT_TABLE));
     const l = await lease();
     expect(l.holder).toBe("af2");
 }, 900_000);
@@ -192,9 +201,9 @@ describe("automatic failover on the three-manager lab", () => {
         const t0 = Date.now();
         const before = await lease();
 
-        await phase("node-b cut off for 2 s (a network blip at the primary)", async () => {
+        await phase(`node-b cut off for ${BLIP_MS} ms (a network blip at the primary)`, async () => {
             await lab("partition", "b");
-            await sleep(2000);
+            await sleep(BLIP_MS);
             await lab("heal", "b");
         });
         await moreCommits();
@@ -335,7 +344,7 @@ describe("automatic failover on the three-manager lab", () => {
         await phase("af2 primary again (planned switchover)", () => engine("up", primaryConfig("af2")));
         await waitOrExplain("af1 streaming from af2", () => streaming("af2", "af1"), 120_000, 200);
         await startTraffic();
-        const onAf2 = new Writer(direct("af2"), TABLE);
+        const onAf2 = new Writer(direct("af2"), DIRECT_TABLE);
         await waitFor("the direct writer committing on af2", () => onAf2.count >= 20, 30_000, 10);
 
         const tCut = Date.now();
