@@ -195,7 +195,16 @@ describe("the lease client, against stand-in arbiters on loopback", () => {
     const ports: Record<string, number> = {};
     const seen: string[] = [];
     /** Stand-ins: one that answers ok (a read's six words), one that never answers, one whose store has no leader. */
-    const answers: Record<string, string | undefined> = { ok: "ok pg1 7 0 120 3\n", silent: undefined, unavailable: "unavailable no_leader\n" };
+    const answers: Record<string, string | undefined> = {
+        ok: "ok pg1 7 0 120 3\n",
+        silent: undefined,
+        unavailable: "unavailable no_leader\n",
+        // arbiters that disagree: one watched the lease long enough to call it expired, one saw a newer term
+        expired: "ok pg1 7 1 10200 3\n",
+        newer: "ok pg2 8 0 40 3\n",
+        held: "refused pg1 7 held\n",
+        term: "refused pg1 8 term\n",
+    };
     beforeAll(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgha-lease-client-"));
         fs.writeFileSync(path.join(dir, "pgha-arbiter-token"), "s3cret-token\n", { mode: 0o400 });
@@ -296,6 +305,23 @@ describe("the lease client, against stand-in arbiters on loopback", () => {
         expect(r.status).not.toBe(0);
         expect(r.ms).toBeGreaterThanOrEqual(400);
         expect(seen.filter((l) => l.startsWith("silent:")).length - before).toBe(1);
+    });
+    it("of several reads, takes the highest term's answer, and an expired one before one that is not", async () => {
+        expect((await call("read", ["ok", "expired", "ok"])).out).toBe("ok pg1 7 1 10200 3");
+        expect((await call("read", ["expired", "newer"])).out).toBe("ok pg2 8 0 40 3");
+        expect((await call("read", ["newer", "expired"])).out).toBe("ok pg2 8 0 40 3");
+    });
+    it("goes on to the next arbiter when an acquire is refused as held (it took no effect), not when refused for its term", async () => {
+        let before = seen.length;
+        const r = await call("acquire pg2 7", ["held", "ok"]);
+        expect(r.out).toBe("ok pg1 7 0 120 3");
+        expect(seen.slice(before)).toEqual(["held: s3cret-token acquire pg2 7", "ok: s3cret-token acquire pg2 7"]);
+        before = seen.length;
+        expect((await call("acquire pg2 7", ["held", "held"])).out).toBe("refused pg1 7 held");
+        expect(seen.length - before).toBe(2);
+        before = seen.length;
+        expect((await call("acquire pg2 7", ["term", "ok"])).out).toBe("refused pg1 8 term");
+        expect(seen.slice(before)).toEqual(["term: s3cret-token acquire pg2 7"]);
     });
     it("asks one arbiter after the other for what must take effect once (acquire), stopping at the first answer", async () => {
         const before = seen.length;

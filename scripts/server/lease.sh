@@ -181,8 +181,11 @@ lease_addresses() { getent ahostsv4 "tasks.$lf_arbiter" 2>/dev/null | awk '!seen
 # lease_call REQUEST [BUDGET_MS]: ask the arbiters; prints the answer that counts (ok, else lost
 # or refused) and returns 1 when none gave one. `read` and `renew` go to every arbiter at once: a
 # round costs at most one call timeout whatever is unreachable, and every reachable arbiter's
-# answer counts (a renewal is idempotent). The others must take effect once (acquire, handover,
-# claim, release): one arbiter after the other, until one answers. Each call is bounded by the
+# answer counts (a renewal is idempotent; of several reads, the highest term's, an expired one
+# first: arbiters that watched the lease for different spans disagree on expiry for a while).
+# The others must take effect once (acquire, handover, claim, release): one arbiter after the
+# other, until one answers (an acquire refused as "held" by one arbiter goes on to the next: it
+# took no effect, and the next may have seen the lease expire already). Each call is bounded by the
 # call timeout, all of them by BUDGET_MS. When lease_stats names a file, "<unavailable>
 # <managers>" goes there: how many arbiters answered "unavailable" (reachable, but the store has
 # no leader), and the manager count a `read` reported (0: unknown). The token goes to bash on a
@@ -205,7 +208,10 @@ lease_call() {
 			_pids="$_pids $!"
 		else
 			lease_ask "$_ip" "$_left" "$1" >"$_dir/$_n"
-			case $(cat "$_dir/$_n") in "ok "* | "lost "* | "refused "*) break ;; esac
+			# an acquire refused because the lease is not expired as THAT arbiter saw it took no
+			# effect: another arbiter may have watched it unchanged for a full TTL already (each
+			# arbiter's grant is safe on its own: its own clock, compare-and-swap on the version)
+			case $(cat "$_dir/$_n") in "refused "*" held") ;; "ok "* | "lost "* | "refused "*) break ;; esac
 		fi
 	done
 	_tok=''
@@ -217,8 +223,15 @@ lease_call() {
 		IFS= read -r _a <"$_f" || [ -n "$_a" ] || _a=''
 		case $_a in
 		"ok "*)
-			[ -n "$_ok" ] || _ok=$_a
-			[ "$1" != read ] || _mgr=$(lease_field "$_a" 6)
+			if [ "$1" = read ]; then
+				# the answer of the arbiter that knows most: the highest term, then expired
+				_mgr=$(lease_field "$_a" 6)
+				[ -z "$_ok" ] || [ "$(lease_field "$_a" 3)" -gt "$(lease_field "$_ok" 3)" ] ||
+					{ [ "$(lease_field "$_a" 3)" = "$(lease_field "$_ok" 3)" ] && [ "$(lease_field "$_a" 4)" = 1 ]; } || continue
+				_ok=$_a
+			else
+				[ -n "$_ok" ] || _ok=$_a
+			fi
 			;;
 		"lost "* | "refused "*) [ -n "$_def" ] || _def=$_a ;;
 		unavailable*) _unav=$((_unav + 1)) ;;

@@ -18,15 +18,17 @@
 // on the new primary (asynchronous replication); samples with two writable servers. Prints the
 // figures and writes them to docs/benchmarks/failover.json and to the table in docs/benchmarks.md.
 
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { lab, Watch } from "../e2e/faults";
-import { cleanLab, engineAsync, query, ROOT, stateFile, waitFor } from "../e2e/lab";
+import { cleanLab, engineAsync, ENGINES, query, ROOT, stateFile, waitFor } from "../e2e/lab";
 import { median, multiHostConninfo, Writer } from "../e2e/traffic";
 
 const STACK = "labaf";
 const NETWORK = "pgha_af";
 const SERVERS = ["af1", "af2"];
+const ENGINE_C = "unix:///var/run/docker-c.sock";
 const TABLE = "bench_failover";
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 3;
 const state = stateFile("bench-failover");
@@ -56,6 +58,26 @@ const config = (primary: string, lost: string[], kind: Kind) => [
 async function streaming(primary: string, standby: string): Promise<boolean> {
     const rows = await query(primary, "SELECT state FROM pg_stat_replication WHERE application_name = $1", [standby]);
     return rows[0]?.state === "streaming";
+}
+
+/**
+ * What the surviving arbiters (node-a, node-c) and af1's agent said from the kill on: the story
+ * behind one run's figures (when the lease expired where, who acquired it).
+ */
+function trail(since: number): void {
+    const at = new Date(since - 1000).toISOString();
+    for (const [who, engine, service] of [
+        ["arbiter@node-a", ENGINES["node-a"], `${NETWORK.replace(/_/g, "-")}-arbiter`],
+        ["arbiter@node-c", ENGINE_C, `${NETWORK.replace(/_/g, "-")}-arbiter`],
+        ["af1", ENGINES["node-a"], "af1"],
+    ]) {
+        const ids = spawnSync("docker", ["-H", engine, "ps", "-q", "--filter", `label=com.docker.swarm.service.name=${service}`], { encoding: "utf8" });
+        for (const id of (ids.stdout ?? "").split("\n").filter(Boolean)) {
+            const r = spawnSync("docker", ["-H", engine, "logs", "-t", "--since", at, id], { encoding: "utf8" });
+            const lines = `${r.stdout}${r.stderr}`.split("\n").filter((l) => (who === "af1" ? /agent: /.test(l) : l.trim() !== ""));
+            for (const l of lines.slice(0, 12)) console.log(`[bench]   ${who} | ${l}`);
+        }
+    }
 }
 
 /** One kill of af2's node (af2 primary), the failover (`declare`: by `pulumi up`), back to where it started. */
@@ -89,6 +111,7 @@ async function oneRun(kind: Kind): Promise<RunFigures> {
         twoWritable: watch.twoWritable.length,
     };
     console.log(`[bench] ${kind}: ${JSON.stringify(figures)}`);
+    if (automatic) trail(tKill);
 
     // back: node-b returns; af2 rejoins (automatic: by itself; declared: pgha:lost [] applied)
     if (kind !== "synchronous") await lab("start-node", "b");
