@@ -9,11 +9,11 @@
 # lease_primary_step, lease_extends, lease_standby_step; unit-tested with fabricated states in
 # test/lease.test.ts); the agent only observes, decides and carries out:
 #   - the primary renews the lease every renew interval (after a failed round, again at once or
-#     within 300 ms; within a round, a new connection every 250 ms until one is up); when it has not renewed for the fence deadline (measured from the moment it SENT
-#     the last request that succeeded, on this container's monotonic clock) it puts
-#     standby.signal in place and stops PostgreSQL at once
-#     (immediate shutdown: SIGQUIT to the postmaster); the entrypoint starts it again as a
-#     standby. An arbiter judges a lease expired only after a full TTL without renewal on its own
+#     within 300 ms; within a round, a new connection every 250 ms until one is up); when it has
+#     not renewed for the fence deadline (measured from the moment it SENT the last request that
+#     succeeded, on this container's monotonic clock) it puts standby.signal in place and stops
+#     PostgreSQL at once (immediate shutdown: SIGQUIT to the postmaster); the entrypoint starts
+#     it again as a standby. An arbiter judges a lease expired only after a full TTL without renewal on its own
 #     clock, and the configuration refuses a fence deadline + call timeout above 80% of the TTL:
 #     the old primary is stopped before anybody else can hold the next term;
 #   - a standby that sees the lease expired (or free), streamed recently (within two TTLs),
