@@ -97,10 +97,13 @@ async function oneRun(kind: Kind): Promise<RunFigures> {
     await waitFor("commits on af1", () => writer.count >= n + 50, kind === "synchronous" ? 300_000 : 60_000, 10);
     const report = await writer.stop();
     await watch.stop();
-    // the first commit on the new primary: after the old one's last writable sample (commits in
-    // flight when the kill was sent are acknowledged by the old primary a few ms after tKill)
-    const oldLast = watch.lastWritable("af2") ?? tKill;
-    const firstCommit = report.ackTimes.find((t) => t > Math.max(tKill, oldLast))!;
+    // the first commit on the new primary: the first acknowledgement, after the kill, of a row
+    // af1 wrote itself (each row carries the cluster_name of the server that committed it: the
+    // dying primary acknowledges commits for a few hundred ms after the kill was sent)
+    const afterKill = report.acked.map((id, i) => ({ id, at: report.ackTimes[i] })).filter((c) => c.at > tKill);
+    const own = await query<{ id: string }>("af1", `SELECT id FROM ${TABLE} WHERE srv = 'af1' AND id = ANY($1::bigint[])`, [afterKill.map((c) => c.id)]);
+    const ownIds = new Set(own.map((r) => Number(r.id)));
+    const firstCommit = afterKill.find((c) => ownIds.has(c.id))!.at;
     const before = report.acked.filter((_, i) => report.ackTimes[i] <= tKill);
     const rows = await query<{ n: number }>("af1", `SELECT count(*)::int AS n FROM ${TABLE} WHERE id = ANY($1::bigint[])`, [before]);
     const figures: RunFigures = {
@@ -146,7 +149,10 @@ async function main(): Promise<void> {
     cleanLab(SERVERS, NETWORK);
     await engineAsync("up", STACK, state, config("af2", [], "automatic"));
     await waitFor("af1 streaming", () => streaming("af2", "af1"), 180_000, 200);
-    await query("af2", `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)`);
+    await query(
+        "af2",
+        `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, srv text NOT NULL DEFAULT current_setting('cluster_name'))`,
+    );
     const auto: RunFigures[] = [];
     for (let i = 0; i < runs; i++) auto.push(await oneRun("automatic"));
     await engineAsync("up", STACK, state, config("af2", [], "synchronous"));
