@@ -217,7 +217,7 @@ lease_call() {
 	_tok=''
 	# shellcheck disable=SC2086 # one argument per process id
 	[ -z "$_pids" ] || wait $_pids
-	_ok='' _def='' _unav=0 _mgr=0
+	_ok='' _okt='' _def='' _unav=0 _mgr=0
 	for _f in "$_dir"/*; do
 		[ -e "$_f" ] || continue
 		IFS= read -r _a <"$_f" || [ -n "$_a" ] || _a=''
@@ -225,10 +225,13 @@ lease_call() {
 		"ok "*)
 			if [ "$1" = read ]; then
 				# the answer of the arbiter that knows most: the highest term, then expired
-				_mgr=$(lease_field "$_a" 6)
-				[ -z "$_ok" ] || [ "$(lease_field "$_a" 3)" -gt "$(lease_field "$_ok" 3)" ] ||
-					{ [ "$(lease_field "$_a" 3)" = "$(lease_field "$_ok" 3)" ] && [ "$(lease_field "$_a" 4)" = 1 ]; } || continue
-				_ok=$_a
+				# ("ok <holder> <term> <expired> <age> <managers>", split once)
+				read -r _ _ _at _ae _ _mgr <<-EOF
+					$_a
+				EOF
+				if [ -z "$_ok" ] || [ "$_at" -gt "$_okt" ] || { [ "$_at" = "$_okt" ] && [ "$_ae" = 1 ]; }; then
+					_ok=$_a _okt=$_at
+				fi
 			else
 				[ -n "$_ok" ] || _ok=$_a
 			fi
